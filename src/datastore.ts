@@ -1,0 +1,183 @@
+/**
+ * The port between the agent and a datastore. A datastore module
+ * (datastores/<name>/index.ts) exports a factory returning a plain object
+ * that satisfies `Datastore`: a few required capabilities and optional ones.
+ * The dispatcher (src/handlers) answers DatastoreOperationNotSupported for a
+ * missing optional capability, naming the method and the datastore.
+ *
+ * Everything here is in domain terms: handlers parse Trove's wire dicts
+ * (`_name`, `_host`, ...) into these types before any datastore code runs.
+ */
+import type { Logger } from './log.ts';
+
+export type DatastoreName = 'mysql' | 'mariadb' | 'postgresql' | 'redis';
+
+/**
+ * Descriptions of Trove's ServiceStatuses (trove/instance/service_status.py):
+ * exactly the strings conductor's heartbeat payload carries.
+ */
+export type ServiceStatus =
+  | 'running'
+  | 'blocked'
+  | 'paused'
+  | 'shutdown'
+  | 'crashed'
+  | 'failed to spawn'
+  | 'building'
+  | 'promoting replica'
+  | 'ejecting replica source'
+  | 'transferring guest logs'
+  | 'unknown'
+  | 'new'
+  | 'deleted'
+  | 'guestagent error'
+  | 'instance ready'
+  | 'restart required'
+  | 'healthy'
+  | 'upgrading'
+  | 'restarting';
+
+/** What every long datastore operation receives. */
+export interface OpContext {
+  log: Logger;
+  /** Aborted on agent shutdown or when the caller gives up. */
+  signal: AbortSignal;
+}
+
+/** A database (Trove: DatastoreSchema and its per-datastore subclasses). */
+export interface Schema {
+  name: string;
+  /** MySQL character set, PostgreSQL encoding. */
+  characterSet?: string | null;
+  collate?: string | null;
+}
+
+/** A user (Trove: DatastoreUser). `host` is MySQL's; others leave it undefined. */
+export interface User {
+  name: string;
+  host?: string | null;
+  password?: string | null;
+  /** Database names the user has access to. */
+  databases: string[];
+  isRoot?: boolean;
+}
+
+/** Trove's pagination contract: a page and the marker of the next one (or null). */
+export interface PageRequest {
+  limit?: number | null;
+  marker?: string | null;
+  includeMarker: boolean;
+}
+export interface Page<T> {
+  items: T[];
+  nextMarker: string | null;
+}
+
+export interface UserAttributes {
+  name?: string | null;
+  host?: string | null;
+  password?: string | null;
+}
+
+/** The arguments of Trove's prepare, parsed. */
+export interface PrepareRequest {
+  memoryMb: number;
+  packages: string[];
+  databases: Schema[];
+  users: User[];
+  devicePath: string | null;
+  mountPoint: string | null;
+  backupInfo: BackupInfo | null;
+  configContents: string | null;
+  rootPassword: string | null;
+  overrides: Record<string, unknown> | null;
+  clusterConfig: Record<string, unknown> | null;
+  snapshot: Record<string, unknown> | null;
+  modules: unknown[] | null;
+  dsVersion: string | null;
+}
+
+/** backup_info as Trove sends it for create_backup and for restore in prepare. */
+export interface BackupInfo {
+  id: string;
+  instanceId?: string | null;
+  location?: string | null;
+  type?: string | null;
+  checksum?: string | null;
+  datastore?: string | null;
+  datastoreVersion?: string | null;
+  swiftContainer?: string | null;
+  swiftUrl?: string | null;
+  parent?: { location: string; checksum: string | null } | null;
+}
+
+/** Status from the server itself (a connection and a query), never the runner's belief. */
+export interface StatusProbe {
+  status(ctx: OpContext): Promise<ServiceStatus>;
+}
+
+export interface Lifecycle {
+  /** Everything prepare does for this datastore; the agent handles markers and heartbeats around it. */
+  prepare(req: PrepareRequest, ctx: OpContext): Promise<void>;
+  restart(ctx: OpContext): Promise<void>;
+  stop(opts: { doNotStartOnReboot: boolean }, ctx: OpContext): Promise<void>;
+  startWithConfChanges(configContents: string | null, ctx: OpContext): Promise<void>;
+  /**
+   * Called once when the agent starts, before the RPC server consumes: a
+   * process runner restarts a server prepared by an earlier run.
+   */
+  resume?(prepared: boolean, ctx: OpContext): Promise<void>;
+  /** Called once on agent shutdown: release connections (a process runner may stop its server). */
+  close(): Promise<void>;
+}
+
+export interface Admin {
+  createDatabases(dbs: Schema[], ctx: OpContext): Promise<void>;
+  listDatabases(page: PageRequest, ctx: OpContext): Promise<Page<Schema>>;
+  deleteDatabase(db: Schema, ctx: OpContext): Promise<void>;
+  createUsers(users: User[], ctx: OpContext): Promise<void>;
+  listUsers(page: PageRequest, ctx: OpContext): Promise<Page<User>>;
+  getUser(name: string, host: string | null, ctx: OpContext): Promise<User | null>;
+  deleteUser(user: User, ctx: OpContext): Promise<void>;
+  updateAttributes(name: string, host: string | null, attrs: UserAttributes, ctx: OpContext): Promise<void>;
+  changePasswords(users: User[], ctx: OpContext): Promise<void>;
+  grantAccess(name: string, host: string | null, databases: string[], ctx: OpContext): Promise<void>;
+  revokeAccess(name: string, host: string | null, database: string, ctx: OpContext): Promise<void>;
+  listAccess(name: string, host: string | null, ctx: OpContext): Promise<Schema[]>;
+}
+
+export interface Root {
+  /** Enables root with a generated password (or the given one); returns the root user with its password. */
+  enableRoot(password: string | null, ctx: OpContext): Promise<User>;
+  disableRoot(ctx: OpContext): Promise<void>;
+  isRootEnabled(ctx: OpContext): Promise<boolean>;
+  getRootPassword?(ctx: OpContext): Promise<string | null>;
+}
+
+export interface Configuration {
+  updateOverrides(overrides: Record<string, unknown>, remove: boolean, ctx: OpContext): Promise<void>;
+  applyOverrides(overrides: Record<string, unknown>, ctx: OpContext): Promise<void>;
+  resetConfiguration(configContents: string, ctx: OpContext): Promise<void>;
+}
+
+export interface Upgrade {
+  preUpgrade(ctx: OpContext): Promise<Record<string, unknown>>;
+  postUpgrade(upgradeInfo: Record<string, unknown>, ctx: OpContext): Promise<void>;
+}
+
+/** Hooks a datastore offers the agent for reporting to conductor (e.g. report_root). */
+export interface DatastoreEvents {
+  rootEnabled?(user: User): void;
+}
+
+export interface Datastore {
+  readonly name: DatastoreName;
+  /** Where the data volume is mounted (the datastore section's mount_point). */
+  readonly mountPoint: string;
+  readonly status: StatusProbe;
+  readonly lifecycle: Lifecycle;
+  readonly admin?: Admin;
+  readonly root?: Root;
+  readonly configuration?: Configuration;
+  readonly upgrade?: Upgrade;
+}
