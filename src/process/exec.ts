@@ -1,0 +1,146 @@
+/**
+ * The one way the agent runs a program: an argv array (never a command
+ * string, never a shell), cancellable through an AbortSignal, with secrets
+ * passed through stdin, env or files, never on argv. Failure becomes one typed
+ * ProcessError carrying the exit code or signal and the redacted stderr tail.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { ProcessError, AbortedError } from '../errors.ts';
+import { redactText, type Logger } from '../log.ts';
+
+export interface ExecOptions {
+  signal?: AbortSignal | undefined;
+  /** Written to the child's stdin, then closed. Use it for passwords and keys. */
+  input?: string | Buffer | undefined;
+  /** Extra environment (merged over the agent's). */
+  env?: Record<string, string | undefined> | undefined;
+  cwd?: string | undefined;
+  /** Kill after this many ms (SIGTERM, then SIGKILL after `killGraceMs`). */
+  timeoutMs?: number | undefined;
+  /** Grace between SIGTERM and SIGKILL on cancel or timeout. Default 5000 ms. */
+  killGraceMs?: number | undefined;
+  /** Run as this uid/gid (e.g. the database's system user). */
+  uid?: number | undefined;
+  gid?: number | undefined;
+  /** Exit codes that count as success. Default [0]. */
+  okExitCodes?: number[] | undefined;
+  log?: Logger | undefined;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+/** What a component needs to run programs; tests pass a fake. */
+export type Exec = (file: string, args: readonly string[], opts?: ExecOptions) => Promise<ExecResult>;
+
+const TAIL = 2000;
+
+export function describeCommand(file: string, args: readonly string[]): string {
+  return redactText([file, ...args].join(' '));
+}
+
+/** Runs a program to completion and returns its output; throws ProcessError on failure. */
+export const exec: Exec = async (file, args, opts = {}) => {
+  const command = describeCommand(file, args);
+  opts.log?.debug({ command }, 'exec');
+  if (opts.signal?.aborted) throw new AbortedError(`not started: ${command}`);
+  const okCodes = opts.okExitCodes ?? [0];
+  const child = execa(file, args, {
+    cancelSignal: opts.signal,
+    forceKillAfterDelay: opts.killGraceMs ?? 5000,
+    timeout: opts.timeoutMs,
+    input: opts.input,
+    stdin: opts.input === undefined ? 'ignore' : 'pipe',
+    env: opts.env,
+    extendEnv: true,
+    cwd: opts.cwd,
+    uid: opts.uid,
+    gid: opts.gid,
+    reject: false,
+    stripFinalNewline: false,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const r = await child;
+  const exitCode = r.exitCode ?? -1;
+  if (r.isCanceled || (opts.signal?.aborted ?? false)) {
+    throw new AbortedError(`aborted: ${command}`);
+  }
+  if (r.failed && (r.exitCode === undefined || !okCodes.includes(r.exitCode) || r.timedOut || r.signal)) {
+    throw processError(command, r.exitCode, r.signal, String(r.stderr ?? ''), r.timedOut, r.cause);
+  }
+  if (!okCodes.includes(exitCode)) {
+    throw processError(command, exitCode, undefined, String(r.stderr ?? ''), false, undefined);
+  }
+  return { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode };
+};
+
+export function processError(
+  command: string,
+  exitCode: number | undefined,
+  signal: string | undefined,
+  stderr: string,
+  timedOut: boolean,
+  cause: unknown,
+): ProcessError {
+  const stderrTail = redactText(stderr.slice(-TAIL)).trim();
+  const how = timedOut ? 'timed out' : signal ? `was killed by ${signal}` : `exited with code ${exitCode}`;
+  const first = command.split(' ')[0] ?? command;
+  const msg = `${first} ${how}${stderrTail ? `: ${lastLines(stderrTail, 3)}` : ''}`;
+  return new ProcessError(msg, { command, exitCode, signal, stderrTail }, { cause });
+}
+
+function lastLines(s: string, n: number): string {
+  return s.split('\n').filter((l) => l.trim() !== '').slice(-n).join(' | ');
+}
+
+export interface SpawnOptions extends Omit<ExecOptions, 'input' | 'okExitCodes'> {
+  /** stdin of the child: 'ignore', 'pipe' (caller writes), or a stream/file. */
+  stdin?: 'ignore' | 'pipe' | undefined;
+  stdout?: 'pipe' | 'ignore' | 'inherit' | undefined;
+}
+
+/**
+ * Starts a long-running or streaming child (a backup tool, a supervised
+ * server). The caller consumes `child.stdout` / writes `child.stdin`; awaiting
+ * `done` resolves on exit 0 and rejects with ProcessError otherwise.
+ */
+export function spawnStreaming(
+  file: string,
+  args: readonly string[],
+  opts: SpawnOptions = {},
+): { child: ResultPromise; done: Promise<void>; command: string } {
+  const command = describeCommand(file, args);
+  opts.log?.debug({ command }, 'spawn');
+  const child = execa(file, args, {
+    cancelSignal: opts.signal,
+    forceKillAfterDelay: opts.killGraceMs ?? 5000,
+    timeout: opts.timeoutMs,
+    env: opts.env,
+    extendEnv: true,
+    cwd: opts.cwd,
+    uid: opts.uid,
+    gid: opts.gid,
+    stdin: opts.stdin ?? 'ignore',
+    stdout: opts.stdout ?? 'pipe',
+    stderr: 'pipe',
+    buffer: { stdout: false, stderr: true },
+    reject: false,
+    encoding: 'buffer',
+    maxBuffer: { stderr: 1024 * 1024 },
+  });
+  const done = child.then((r) => {
+    if (r.isCanceled || (opts.signal?.aborted ?? false)) throw new AbortedError(`aborted: ${command}`);
+    if (r.failed || r.exitCode !== 0) {
+      const stderr = r.stderr instanceof Uint8Array ? Buffer.from(r.stderr).toString('utf8') : String(r.stderr ?? '');
+      throw processError(command, r.exitCode, r.signal, stderr, r.timedOut, r.cause);
+    }
+  });
+  // Callers may never await `done` when another stage fails first; keep it from
+  // becoming an unhandled rejection while still letting them await it.
+  done.catch(() => {});
+  return { child, done, command };
+}
