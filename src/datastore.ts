@@ -181,3 +181,30 @@ export interface Datastore {
   readonly configuration?: Configuration;
   readonly upgrade?: Upgrade;
 }
+
+/** How the agent runs the database server: the distribution's unit, or a child it supervises itself. */
+export type RunnerKind = 'systemd' | 'process';
+
+/** A datastore's config section, as oslo.config typed it (see src/config). */
+export type SectionValues = Readonly<Record<string, string | number | boolean | string[] | Record<string, string> | null>>;
+
+/** What src/main.ts hands a datastore factory (datastores/index.ts). */
+export interface DatastoreOptions {
+  log: Logger;
+  /** The datastore's config section ([mysql], [postgresql], ...), defaults applied. */
+  section: SectionValues;
+  /** How the server is run. */
+  runner: RunnerKind;
+  /**
+   * Directory the agent owns for its own state: prepare markers, the admin
+   * password file (mode 0600), and, for the process runner, the data
+   * directory, socket and logs (`<stateDir>/<datastore>/...`).
+   */
+  stateDir: string;
+  /** TCP port of the server under the process runner (tests pick free ports); null = the datastore's default. */
+  port: number | null;
+  /** Reports the agent forwards to conductor. */
+  events: DatastoreEvents;
+}
+
+export type DatastoreFactory = (opts: DatastoreOptions) => Datastore;

@@ -151,3 +151,17 @@ export class ConfigError extends AgentError {
     this.where = where;
   }
 }
+
+/** Python's KeyError, as Trove raises when an encrypting agent receives an unencrypted context. */
+export class RemoteKeyError extends AgentError {
+  override readonly code = 'KEY_ERROR';
+  override readonly troveClass = 'KeyError';
+  override readonly troveModule = 'builtins';
+}
+
+/** A request whose context or arguments cannot be decrypted with the instance key: rejected, never executed. */
+export class UndecryptableError extends AgentError {
+  override readonly code = 'UNDECRYPTABLE';
+  override readonly troveClass = 'ValueError';
+  override readonly troveModule = 'builtins';
+}
