@@ -1,0 +1,35 @@
+/**
+ * What the RPC method table needs from the rest of the agent. Handlers parse
+ * kwargs, call these, and shape the result; they never touch AMQP.
+ */
+import type { Datastore, PrepareRequest, OpContext } from '../datastore.ts';
+
+/** The conductor casts a handler may trigger (see src/rpc/conductor.ts). */
+export interface Reporter {
+  reportRoot(): Promise<void>;
+  notifyEnd(serializedNotification: Record<string, unknown>, notificationArgs: Record<string, unknown>): Promise<void>;
+  notifyExcInfo(serializedNotification: Record<string, unknown>, message: string, exception: string[]): Promise<void>;
+}
+
+/** Prepare with its markers, heartbeats and volume handling (src/prepare.ts). */
+export interface PrepareRunner {
+  prepare(req: PrepareRequest, ctx: OpContext): Promise<void>;
+}
+
+/** Filesystem statistics in Trove's shape (get_filesystem_stats). */
+export interface FilesystemStats {
+  block_size: number;
+  total_blocks: number;
+  free_blocks: number;
+  total: number;
+  free: number;
+  used: number;
+}
+
+export interface HandlerDeps {
+  datastore: Datastore;
+  reporter: Reporter;
+  prepare: PrepareRunner;
+  filesystemStats(path: string): Promise<FilesystemStats>;
+  guestId: string;
+}

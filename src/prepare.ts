@@ -1,0 +1,68 @@
+/**
+ * The agent's side of prepare, around the datastore's own: markers, the
+ * `building` heartbeat, the data volume (formatted only when blank, then
+ * mounted), then the datastore, then the final status: `failed to spawn` on
+ * error, `instance ready` for a cluster member, else the datastore's real
+ * status (trove/guestagent/datastore/manager.py prepare, BaseDbStatus).
+ * Prepare runs once: a second prepare, or one after an interrupted run, is
+ * refused so nothing is initialised twice over live data.
+ */
+import { UnprocessableError } from './errors.ts';
+import type { Datastore, OpContext, PrepareRequest } from './datastore.ts';
+import type { PrepareMarkers } from './markers.ts';
+import type { StatusReporter } from './heartbeat.ts';
+
+/** Puts the data volume in place: format if it has no filesystem, then mount. */
+export interface VolumePreparer {
+  prepareVolume(devicePath: string, mountPoint: string, ctx: OpContext): Promise<void>;
+}
+
+export interface PrepareServiceOptions {
+  datastore: Datastore;
+  markers: PrepareMarkers;
+  reporter: StatusReporter;
+  /** Null when volumes are not managed (local runs, or device_path unset). */
+  volumes: VolumePreparer | null;
+}
+
+export class PrepareService {
+  readonly #o: PrepareServiceOptions;
+  #running = false;
+
+  constructor(o: PrepareServiceOptions) {
+    this.#o = o;
+  }
+
+  async prepare(req: PrepareRequest, ctx: OpContext): Promise<void> {
+    const { markers, reporter, datastore } = this.#o;
+    if (this.#running || markers.started) {
+      const when = markers.startedAt();
+      throw new UnprocessableError(
+        `Prepare already ran on this instance${when ? ` (started ${new Date(when).toISOString()})` : ''}` +
+          `${markers.completed ? '' : ' and did not complete'}; it is not run twice. Rebuild or recreate the instance.`,
+      );
+    }
+    this.#running = true;
+    markers.markStarted();
+    await reporter.report('building', true);
+    ctx.log.info({ datastore: datastore.name, ds_version: req.dsVersion }, 'prepare started');
+    try {
+      const mountPoint = req.mountPoint ?? datastore.mountPoint;
+      if (req.devicePath && this.#o.volumes) await this.#o.volumes.prepareVolume(req.devicePath, mountPoint, ctx);
+      await datastore.lifecycle.prepare({ ...req, mountPoint }, ctx);
+    } catch (err) {
+      ctx.log.error({ err }, 'prepare failed');
+      await reporter.report('failed to spawn', true);
+      throw err;
+    } finally {
+      this.#running = false;
+    }
+    if (req.clusterConfig) {
+      await reporter.report('instance ready', true);
+    } else {
+      markers.markCompleted();
+      await reporter.report(await reporter.probe(), true);
+    }
+    ctx.log.info('prepare completed');
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * The agent's oslo.messaging RPC server on amqplib: declares the topology
+ * oslo declares, consumes the topic, topic.server and fanout queues, acks on
+ * receipt (oslo acks before dispatching: at-most-once), drops duplicates by
+ * `_unique_id`, runs every request concurrently (a cast never blocks a call),
+ * sends call-monitor heartbeats while a call runs, and replies on the
+ * caller's reply queue through the default exchange with `mandatory` set,
+ * retrying for up to a minute while the reply queue is missing, as
+ * amqpdriver.py does.
+ */
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import type { Logger } from '../log.ts';
+import type { BrokerConnection } from './connection.ts';
+import type { Dispatcher } from './dispatcher.ts';
+import { buildReply, EnvelopeError, parseRequest, type IncomingRequest } from './envelope.ts';
+import { serializeFailure } from './failure.ts';
+import type { RequestCodec } from './request-codec.ts';
+import { declareTopology, type ServerTopology } from './topology.ts';
+
+export interface RpcServerOptions {
+  connection: BrokerConnection;
+  topology: ServerTopology;
+  dispatcher: Dispatcher;
+  codec: RequestCodec;
+  /** rabbit_qos_prefetch_count; 0 = no basic.qos. */
+  prefetch: number;
+  log: Logger;
+  /** How long a reply is retried while its queue is missing, ms (oslo: 60 s). */
+  replyRetryMs?: number;
+  /** How many `_unique_id`s are remembered for duplicate detection. */
+  dedupeSize?: number;
+}
+
+/** AMQP properties oslo puts on every message it publishes. */
+export const PUBLISH_PROPERTIES = {
+  contentType: 'application/json',
+  contentEncoding: 'utf-8',
+  deliveryMode: 2,
+  priority: 0,
+  headers: {},
+} as const;
+
+interface PendingReply {
+  replyQ: string;
+  body: Buffer;
+  deadline: number;
+  msgId: string;
+}
+
+export class RpcServer {
+  readonly #o: RpcServerOptions;
+  #consumeCh: Channel | null = null;
+  #publishCh: Channel | null = null;
+  #consumerTags: string[] = [];
+  #stopping = false;
+  readonly #inflight = new Set<Promise<void>>();
+  readonly #abort = new AbortController();
+  readonly #seen: string[] = [];
+  readonly #seenSet = new Set<string>();
+  /** Replies published with mandatory, keyed by their `_unique_id`, until the broker could return them. */
+  readonly #pending = new Map<string, PendingReply>();
+
+  constructor(o: RpcServerOptions) {
+    this.#o = o;
+  }
+
+  /** Registers with the connection: (re)declares and consumes on every connect. */
+  start(): void {
+    this.#o.connection.onConnect((model) => this.#setup(model));
+  }
+
+  get inflight(): number {
+    return this.#inflight.size;
+  }
+
+  async #setup(model: ChannelModel): Promise<void> {
+    if (this.#stopping) return;
+    const log = this.#o.log;
+    const pub = await model.createChannel();
+    pub.on('error', (err: Error) => log.warn({ err }, 'reply channel error'));
+    pub.on('return', (msg: ConsumeMessage) => this.#onReturned(msg));
+    this.#publishCh = pub;
+    const ch = await model.createChannel();
+    ch.on('error', (err: Error) => log.warn({ err }, 'consumer channel error'));
+    await declareTopology(ch, this.#o.topology);
+    if (this.#o.prefetch > 0) await ch.prefetch(this.#o.prefetch);
+    this.#consumeCh = ch;
+    this.#consumerTags = [];
+    for (const q of this.#o.topology.queues) {
+      const { consumerTag } = await ch.consume(q.name, (msg) => {
+        if (msg) this.#onMessage(ch, msg);
+      });
+      this.#consumerTags.push(consumerTag);
+    }
+    log.info({ queues: this.#o.topology.queues.map((q) => q.name) }, 'rpc server consuming');
+  }
+
+  #onMessage(ch: Channel, msg: ConsumeMessage): void {
+    try {
+      ch.ack(msg);
+    } catch (err) {
+      // oslo skips the upcall when the ack fails: the broker will redeliver.
+      this.#o.log.warn({ err }, 'ack failed; not dispatching');
+      return;
+    }
+    let req: IncomingRequest;
+    try {
+      req = parseRequest(msg.content);
+    } catch (err) {
+      const reason = err instanceof EnvelopeError ? err.message : String(err);
+      this.#o.log.error({ reason, routingKey: msg.fields.routingKey }, 'dropping malformed message');
+      return;
+    }
+    if (req.uniqueId !== null) {
+      if (this.#seenSet.has(req.uniqueId)) {
+        this.#o.log.warn({ unique_id: req.uniqueId, method: req.method }, 'ignoring duplicate message');
+        return;
+      }
+      this.#remember(req.uniqueId);
+    }
+    const p = this.#handle(req).finally(() => this.#inflight.delete(p));
+    this.#inflight.add(p);
+  }
+
+  #remember(id: string): void {
+    const max = this.#o.dedupeSize ?? 4096;
+    this.#seen.push(id);
+    this.#seenSet.add(id);
+    while (this.#seen.length > max) this.#seenSet.delete(this.#seen.shift()!);
+  }
+
+  async #handle(req: IncomingRequest): Promise<void> {
+    const isCall = req.msgId !== null && req.replyQ !== null;
+    const started = performance.now();
+    const log = this.#o.log;
+    let monitor: NodeJS.Timeout | null = null;
+    if (isCall && req.timeout !== null) {
+      // oslo's call monitor: heartbeat every timeout/2 s when that is >= 1 s.
+      const interval = Math.trunc(req.timeout) / 2;
+      if (interval >= 1) {
+        monitor = setInterval(() => {
+          void this.#reply(req.msgId!, req.replyQ!, { result: null, failure: null, ending: false }, false);
+        }, interval * 1000);
+      }
+    }
+    let result: unknown = null;
+    let failure: string | null = null;
+    try {
+      result = await this.#o.dispatcher.dispatch(req, this.#o.codec, this.#abort.signal);
+    } catch (err) {
+      failure = serializeFailure(err);
+      log.warn({ method: req.method, msg_id: req.msgId, err }, 'rpc method failed');
+    } finally {
+      if (monitor) clearInterval(monitor);
+    }
+    log.debug({ method: req.method, ms: Math.round(performance.now() - started), call: isCall }, 'rpc handled');
+    if (isCall) await this.#reply(req.msgId!, req.replyQ!, { result, failure, ending: true }, true);
+  }
+
+  async #reply(
+    msgId: string,
+    replyQ: string,
+    reply: { result: unknown; failure: string | null; ending: boolean },
+    retryMissingQueue: boolean,
+  ): Promise<void> {
+    const body = buildReply(msgId, reply);
+    const deadline = Date.now() + (this.#o.replyRetryMs ?? 60_000);
+    const ch = await this.#publishChannel(deadline);
+    if (!ch) {
+      this.#o.log.error({ msg_id: msgId, reply_q: replyQ }, 'no broker connection; reply abandoned');
+      return;
+    }
+    if (retryMissingQueue) {
+      const uniqueId = (JSON.parse(JSON.parse(body.toString('utf8'))['oslo.message']) as { _unique_id: string })._unique_id;
+      this.#pending.set(uniqueId, { replyQ, body, deadline, msgId });
+      // A return comes back before the broker's confirmation of later traffic; 5 s is generous.
+      setTimeout(() => this.#pending.delete(uniqueId), 5_000).unref();
+    }
+    ch.publish('', replyQ, body, { ...PUBLISH_PROPERTIES, mandatory: true });
+  }
+
+  /** The broker returned a reply: its queue is gone (yet). Retry every 250 ms until the deadline, as oslo does. */
+  #onReturned(msg: ConsumeMessage): void {
+    let uniqueId: string | undefined;
+    try {
+      uniqueId = (JSON.parse(JSON.parse(msg.content.toString('utf8'))['oslo.message']) as { _unique_id?: string })._unique_id;
+    } catch {
+      return;
+    }
+    const pending = uniqueId ? this.#pending.get(uniqueId) : undefined;
+    if (!pending || !uniqueId) return; // a call-monitor heartbeat: nothing to retry
+    this.#pending.delete(uniqueId);
+    if (Date.now() >= pending.deadline || this.#stopping) {
+      this.#o.log.error({ msg_id: pending.msgId, reply_q: pending.replyQ }, 'reply queue missing; reply abandoned');
+      return;
+    }
+    setTimeout(() => {
+      const ch = this.#publishCh;
+      if (!ch) return;
+      this.#pending.set(uniqueId, pending);
+      setTimeout(() => this.#pending.delete(uniqueId), 5_000).unref();
+      ch.publish('', pending.replyQ, pending.body, { ...PUBLISH_PROPERTIES, mandatory: true });
+    }, 250).unref();
+  }
+
+  async #publishChannel(deadline: number): Promise<Channel | null> {
+    if (this.#publishCh && this.#o.connection.connected) return this.#publishCh;
+    const signal = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
+    try {
+      await this.#o.connection.whenConnected(signal);
+    } catch {
+      return null;
+    }
+    return this.#publishCh;
+  }
+
+  /**
+   * Stops consuming, waits up to `graceMs` for in-flight requests to finish
+   * (their replies still go out), then aborts the rest. Idempotent.
+   */
+  async stop(graceMs: number): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    const ch = this.#consumeCh;
+    for (const tag of this.#consumerTags) {
+      try {
+        await ch?.cancel(tag);
+      } catch {
+        // The channel is already gone: nothing is consuming.
+      }
+    }
+    const all = Promise.allSettled([...this.#inflight]);
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+    if ((await Promise.race([all, timer])) === 'timeout') {
+      this.#o.log.warn({ inflight: this.#inflight.size }, 'aborting in-flight requests');
+      this.#abort.abort(new Error('agent shutting down'));
+      await Promise.race([all, new Promise((r) => setTimeout(r, 5_000).unref())]);
+    }
+  }
+}
