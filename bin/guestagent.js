@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+// Entry point installed as `guestagent`. The sources are TypeScript run by
+// Node's built-in type stripping (Node 22.18+; the project ships Node 24).
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 18)) {
+  process.stderr.write(`guestagent needs Node 22.18 or newer (this is ${process.version}); run it through npx/npm so node_modules/.bin/node is used\n`);
+  process.exit(1);
+}
+const { main } = await import('../src/main.ts');
+process.exit(await main(process.argv.slice(2), process.env));

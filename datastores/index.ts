@@ -1,0 +1,18 @@
+/**
+ * The static registry of datastores: manager name → factory. Imported only by
+ * src/main.ts. `satisfies Record<DatastoreName, …>` makes adding a datastore
+ * name fail the compile until it has an entry here.
+ */
+import type { DatastoreFactory, DatastoreName } from '../src/datastore.ts';
+
+/** A factory, or null while that datastore is not part of this build. */
+export const DATASTORES = {
+  mysql: null,
+  mariadb: null,
+  postgresql: null,
+  redis: null,
+} as const satisfies Record<DatastoreName, DatastoreFactory | null>;
+
+export function isDatastoreName(s: string): s is DatastoreName {
+  return Object.hasOwn(DATASTORES, s);
+}
