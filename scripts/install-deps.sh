@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the agent and its test suite need on Debian bookworm, and
+# only what is missing: the real Trove Python code (the test peer), the
+# servers the tests run privately (RabbitMQ, MariaDB, Swift), the backup and
+# volume tools. Service start-up during install is disabled (policy-rc.d):
+# the tests start their own servers on their own ports.
+set -euo pipefail
+
+PACKAGES=(
+  python3-trove python3-oslo.messaging          # Trove 18 + oslo.messaging 14: the real peer in tests
+  rabbitmq-server                               # private broker per test run
+  mariadb-server mariadb-backup                 # MySQL/MariaDB datastore and its backups
+  swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached  # private Swift
+  e2fsprogs xfsprogs util-linux rsync           # volume handling
+  openssl gzip curl ca-certificates
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing Debian packages: ${missing[*]} (run this script as root)" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1
+  fi
+  trap '[ $created_policy -eq 1 ] && rm -f "$policy"' EXIT
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+  fi
+fi
+echo "install-deps: Debian packages present"
