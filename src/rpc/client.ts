@@ -2,7 +2,8 @@
  * A small oslo.messaging RPC client: what `guestagent call` and the
  * benchmarks use to talk to an agent the way Trove's API does (calls with a
  * reply queue `reply_<uuid>` and an `expiration` of the timeout, casts),
- * encrypting with the instance key when one is given.
+ * encrypting with the instance key when one is given. Open the amqplib
+ * connection with `{ noDelay: true }`: with Nagle on, a round trip costs ~40 ms.
  */
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { buildCall, buildCast, parseReply, uuidHex } from './envelope.ts';
