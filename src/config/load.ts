@@ -164,6 +164,26 @@ const DATASTORES: readonly DatastoreName[] = ['mysql', 'mariadb', 'postgresql', 
 
 /** Read, merge, validate and freeze the configuration. Throws ConfigError. */
 export function loadConfig(opts: LoadOptions): AgentConfig {
+  const files = readSources(opts);
+  return deepFreeze(build(new Resolver(TABLE, files, opts.env ?? {}), files));
+}
+
+/**
+ * Every option of every known group ([DEFAULT], [oslo_messaging_rabbit], the
+ * datastore groups), typed, as Trove's CONF would return it; frozen. For
+ * options AgentConfig does not surface. Unlike loadConfig, guest_id may be
+ * missing. Throws ConfigError.
+ */
+export function loadOptionValues(opts: LoadOptions): Readonly<Record<string, Readonly<Record<string, OptionValue>>>> {
+  const r = new Resolver(TABLE, readSources(opts), opts.env ?? {});
+  return deepFreeze(
+    Object.fromEntries(
+      Object.entries(TABLE).map(([group, options]) => [group, Object.fromEntries(Object.keys(options).map((n) => [n, r.get(group, n)]))]),
+    ),
+  );
+}
+
+function readSources(opts: LoadOptions): IniFile[] {
   const sources: ConfigSource[] = opts.sources ?? [
     ...(opts.configFiles ?? []).map((path) => ({ kind: 'file' as const, path })),
     ...(opts.configDirs ?? []).map((path) => ({ kind: 'dir' as const, path })),
@@ -187,7 +207,7 @@ export function loadConfig(opts: LoadOptions): AgentConfig {
       files.push(readIni(join(path, name)));
     }
   }
-  return deepFreeze(build(new Resolver(TABLE, files, opts.env ?? {}), files));
+  return files;
 }
 
 function readIni(path: string): IniFile {

@@ -73,9 +73,12 @@ export class Resolver {
   #compute(group: string, name: string, spec: OptionSpec): OptionValue {
     const hit = this.#raw(group, name, spec);
     if (hit === null) {
-      // oslo substitutes string defaults but does not convert them.
+      // oslo converts defaults too (cfg.ConfigOpts._do_get: convert(opt.default)): a string default
+      // such as mariadb's default_password_length "${mysql.default_password_length}" becomes an int.
       const d = spec.default;
-      return typeof d === 'string' ? this.#substitute(d, group, name, { source: 'default' }) : d;
+      if (typeof d !== 'string') return d;
+      const origin = { source: 'default' };
+      return convertValue(group, name, spec, this.#substitute(d, group, name, origin), origin);
     }
     if (Array.isArray(hit.raw)) {
       return hit.raw.map((r) => {
