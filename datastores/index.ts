@@ -6,7 +6,7 @@
 import type { DatastoreFactory, DatastoreName } from '../src/datastore.ts';
 
 /** A factory, or null while that datastore is not part of this build. */
-export const DATASTORES = {
+export const DATASTORES: Readonly<Record<DatastoreName, DatastoreFactory | null>> = {
   mysql: null,
   mariadb: null,
   postgresql: null,

@@ -23,7 +23,7 @@ export async function runCall(args: CallArgs, s: Settings): Promise<number> {
     username: host.username ?? 'guest',
     password: host.password ?? 'guest',
     vhost: c.transportUrl.virtualHost,
-  });
+  }, { noDelay: true });
   const client = new RpcClient(model, c.controlExchange, s.rpcKey ? createSecureCodec(s.rpcKey) : null);
   try {
     await client.open();

@@ -16,15 +16,7 @@ export interface PrepareRunner {
   prepare(req: PrepareRequest, ctx: OpContext): Promise<void>;
 }
 
-/** Filesystem statistics in Trove's shape (get_filesystem_stats). */
-export interface FilesystemStats {
-  block_size: number;
-  total_blocks: number;
-  free_blocks: number;
-  total: number;
-  free: number;
-  used: number;
-}
+import type { FilesystemStats } from '../volume/stats.ts';
 
 export interface HandlerDeps {
   datastore: Datastore;

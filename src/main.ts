@@ -1,0 +1,231 @@
+/**
+ * Composition root: the only module that reads argv and the environment,
+ * builds the config, the logger and every component, picks the datastore,
+ * handles signals and exits.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type AgentConfig } from './config/load.ts';
+import { DATASTORES, isDatastoreName } from '../datastores/index.ts';
+import { Agent } from './agent.ts';
+import { ConfigError } from './errors.ts';
+import type { DatastoreFactory } from './datastore.ts';
+import { buildMethodTable, GUEST_API_VERSION } from './handlers/table.ts';
+import { StatusReporter } from './heartbeat.ts';
+import { createLogger, type Logger } from './log.ts';
+import { PrepareMarkers } from './markers.ts';
+import { PrepareService } from './prepare.ts';
+import { BrokerConnection } from './rpc/connection.ts';
+import { ConductorClient } from './rpc/conductor.ts';
+import { Dispatcher } from './rpc/dispatcher.ts';
+import { createRequestCodec } from './rpc/request-codec.ts';
+import { createSecureCodec } from './rpc/secure-codec.ts';
+import { RpcServer } from './rpc/server.ts';
+import { serverTopology } from './rpc/topology.ts';
+import { parseCommandLine, USAGE, UsageError, type CallArgs, type DaemonArgs } from './cli/args.ts';
+import { runCall } from './cli/call.ts';
+import { filesystemStats } from './volume/stats.ts';
+
+const GUEST_CONF_DIR = '/etc/trove/conf.d';
+/** In-flight calls get this long after SIGTERM before they are aborted (systemd TimeoutStopSec must exceed FORCE). */
+const GRACE_MS = 20_000;
+const FORCE_MS = 40_000;
+
+export interface Settings {
+  config: AgentConfig;
+  local: boolean;
+  stateDir: string;
+  rpcKey: string | null;
+  runner: 'systemd' | 'process';
+  datastorePort: number | null;
+}
+
+function localStateDir(env: NodeJS.ProcessEnv): string {
+  return join(env['XDG_STATE_HOME'] || join(homedir(), '.local', 'state'), 'guestagent');
+}
+
+/** Resolves flags + files + env into one frozen config. Flags win over files through oslo's env source. */
+export function resolveSettings(args: DaemonArgs | CallArgs, env: NodeJS.ProcessEnv): Settings {
+  const local = args.datastore !== null || args.kind === 'call';
+  const stateDir = args.stateDir ?? (local ? localStateDir(env) : '/var/lib/guestagent');
+  const overlay: Record<string, string | undefined> = { ...env };
+  if (args.datastore !== null) {
+    if (!isDatastoreName(args.datastore)) throw new UsageError(`unknown datastore '${args.datastore}' (mysql, mariadb, postgresql, redis)`);
+    overlay['OS_DEFAULT__DATASTORE_MANAGER'] = args.datastore;
+  }
+  let rpcKey: string | null = null;
+  if (args.rpcKeyFile) rpcKey = readFileSync(args.rpcKeyFile, 'utf8').trim();
+  else if (args.rpcKey) rpcKey = args.rpcKey;
+  else if (env['GUESTAGENT_RPC_KEY']) rpcKey = env['GUESTAGENT_RPC_KEY'];
+  if (rpcKey !== null) overlay['OS_DEFAULT__INSTANCE_RPC_ENCR_KEY'] = rpcKey;
+  if (args.transportUrl) overlay['OS_DEFAULT__TRANSPORT_URL'] = args.transportUrl;
+  let guestId = args.guestId;
+  if (!guestId && local) guestId = persistentGuestId(stateDir, args.kind === 'daemon');
+  if (guestId) overlay['OS_DEFAULT__GUEST_ID'] = guestId;
+  const noSources = args.sources.length === 0;
+  const sources = noSources && !local && existsSync(GUEST_CONF_DIR) ? [{ kind: 'dir' as const, path: GUEST_CONF_DIR }] : args.sources;
+  const config = loadConfig({ sources, configFiles: [], configDirs: [], env: overlay });
+  return { config, local, stateDir, rpcKey: config.instanceRpcEncrKey, runner: args.runner ?? (local ? 'process' : 'systemd'), datastorePort: args.datastorePort };
+}
+
+/** A local run keeps the id it made up, so a restart serves the same topic. */
+function persistentGuestId(stateDir: string, create: boolean): string | null {
+  const file = join(stateDir, 'guest-id');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  if (!create) return null;
+  const id = randomUUID();
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  writeFileSync(file, id + '\n');
+  return id;
+}
+
+export interface DaemonOverrides {
+  /** Use this datastore factory instead of the registry's (tests of the spine). */
+  factory?: DatastoreFactory;
+}
+
+export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {}): Promise<Agent> {
+  const c = s.config;
+  const manager = c.datastoreManager;
+  if (!manager || !isDatastoreName(manager)) {
+    throw new ConfigError(`datastore_manager '${manager ?? ''}' is not one of mysql, mariadb, postgresql, redis`, { section: 'DEFAULT', option: 'datastore_manager' });
+  }
+  const factory = o.factory ?? DATASTORES[manager];
+  if (!factory) throw new ConfigError(`datastore '${manager}' is not available in this build`, { section: 'DEFAULT', option: 'datastore_manager' });
+  const secure = c.instanceRpcEncrKey ? createSecureCodec(c.instanceRpcEncrKey) : null;
+  const r = c.rabbit;
+  const connection = new BrokerConnection({
+    hosts: c.transportUrl.hosts,
+    virtualHost: c.transportUrl.virtualHost,
+    heartbeatSec: r.heartbeatTimeoutThresholdSec,
+    reconnectDelayMs: r.kombuReconnectDelayMs,
+    retryIntervalMs: r.retryIntervalMs,
+    retryBackoffMs: r.retryBackoffMs,
+    intervalMaxMs: r.intervalMaxMs,
+    tls: r.ssl || c.transportUrl.ssl ? (r.ssl ?? { caFile: null, certFile: null, keyFile: null, version: null }) : null,
+    log: log.child({ component: 'broker' }),
+  });
+  const conductor = new ConductorClient({
+    connection,
+    exchange: c.controlExchange,
+    topic: c.conductorQueue,
+    guestId: c.guestId,
+    codec: secure,
+    exchangeDurable: r.amqpDurableQueues || r.quorumQueue,
+    exchangeAutoDelete: r.amqpAutoDelete,
+    log: log.child({ component: 'conductor' }),
+  });
+  const datastore = factory({
+    log: log.child({ datastore: manager }),
+    section: c.datastoreSections[manager],
+    runner: s.runner,
+    stateDir: join(s.stateDir, manager),
+    port: s.datastorePort,
+    events: { rootEnabled: () => void conductor.reportRoot().catch((err: unknown) => log.warn({ err }, 'report_root failed')) },
+  });
+  const markers = new PrepareMarkers(s.stateDir);
+  const reporter = new StatusReporter({
+    conductor,
+    probe: datastore.status,
+    isPrepared: () => markers.completed,
+    reportIntervalMs: c.reportIntervalSec * 1000,
+    log: log.child({ component: 'heartbeat' }),
+  });
+  const prepare = new PrepareService({ datastore, markers, reporter, volumes: null });
+  const methods = buildMethodTable({
+    datastore,
+    prepare,
+    guestId: c.guestId,
+    filesystemStats,
+    reporter: {
+      reportRoot: () => conductor.reportRoot(),
+      notifyEnd: (n, a) => conductor.notifyEnd(n, a),
+      notifyExcInfo: (n, m, e) => conductor.notifyExcInfo(n, m, e),
+    },
+  });
+  const topic = `guestagent.${c.guestId}`;
+  const server = new RpcServer({
+    connection,
+    topology: serverTopology(c.controlExchange, topic, c.guestId, {
+      durableQueues: r.amqpDurableQueues,
+      autoDelete: r.amqpAutoDelete,
+      haQueues: r.haQueues,
+      quorumQueue: r.quorumQueue,
+      quorumDeliveryLimit: r.quorumDeliveryLimit,
+      quorumMaxMemoryLength: r.quorumMaxMemoryLength,
+      quorumMaxMemoryBytes: r.quorumMaxMemoryBytes,
+      transientQueuesTtlSec: r.transientQueuesTtlSec,
+    }),
+    dispatcher: new Dispatcher({ methods, version: GUEST_API_VERSION, log }),
+    codec: createRequestCodec(secure),
+    prefetch: r.qosPrefetchCount,
+    log: log.child({ component: 'rpc' }),
+  });
+  const agent = new Agent({ connection, server, reporter, datastore, markers, log, graceMs: GRACE_MS });
+  await agent.start();
+  log.info({ topic, exchange: c.controlExchange, datastore: manager, encrypted: secure !== null, state_dir: s.stateDir }, 'guest agent ready');
+  if (s.local) {
+    process.stderr.write(
+      `\nguestagent: serving ${topic} on exchange '${c.controlExchange}' (${manager}, state in ${s.stateDir})\n` +
+        `  try: npx guestagent call --guest-id ${c.guestId} rpc_ping${secure ? ' (with the same --rpc-key-file)' : ''}\n\n`,
+    );
+  }
+  return agent;
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let args: ReturnType<typeof parseCommandLine>;
+  try {
+    args = parseCommandLine(argv);
+  } catch (err) {
+    process.stderr.write(`guestagent: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (args.kind === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let settings: Settings;
+  try {
+    settings = resolveSettings(args, env);
+  } catch (err) {
+    process.stderr.write(`guestagent: ${(err as Error).message}\n`);
+    return err instanceof UsageError ? 2 : 1;
+  }
+  if (args.kind === 'call') return runCall(args, settings);
+  const pretty = args.logFormat ? args.logFormat === 'pretty' : settings.local && process.stderr.isTTY === true;
+  const log = createLogger({ level: args.logLevel ?? settings.config.logLevel, pretty });
+  let agent: Agent;
+  try {
+    agent = await runDaemon(settings, log);
+  } catch (err) {
+    log.fatal({ err }, 'guest agent could not start');
+    if (err instanceof ConfigError) process.stderr.write(`guestagent: ${err.message}\n`);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (stopping) {
+        log.warn({ signal: sig }, 'second signal: exiting now');
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      log.info({ signal: sig }, 'stopping');
+      const force = setTimeout(() => {
+        log.error('shutdown took too long; exiting');
+        resolve(1);
+      }, FORCE_MS);
+      force.unref();
+      void agent.stop().then(() => {
+        clearTimeout(force);
+        resolve(0);
+      });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
