@@ -75,7 +75,7 @@ export const TROVE_OPTIONS: OptionTable = {
       "default": 20
     },
     "bind_host": {
-      "kind": "str",
+      "kind": "ip",
       "default": "0.0.0.0"
     },
     "bind_port": {
@@ -103,7 +103,7 @@ export const TROVE_OPTIONS: OptionTable = {
       "default": "volumev3"
     },
     "cinder_url": {
-      "kind": "str",
+      "kind": "uri",
       "default": null
     },
     "cinder_volume_type": {
@@ -230,7 +230,7 @@ export const TROVE_OPTIONS: OptionTable = {
       "default": ""
     },
     "dns_auth_url": {
-      "kind": "str",
+      "kind": "uri",
       "default": "http://0.0.0.0"
     },
     "dns_domain_id": {
@@ -246,11 +246,11 @@ export const TROVE_OPTIONS: OptionTable = {
       "default": "trove.dns.driver.DnsDriver"
     },
     "dns_endpoint_url": {
-      "kind": "str",
+      "kind": "uri",
       "default": "http://0.0.0.0"
     },
     "dns_hostname": {
-      "kind": "str",
+      "kind": "hostname",
       "default": "localhost"
     },
     "dns_instance_entry_factory": {
@@ -258,7 +258,7 @@ export const TROVE_OPTIONS: OptionTable = {
       "default": "trove.dns.driver.DnsInstanceEntryFactory"
     },
     "dns_management_base_url": {
-      "kind": "str",
+      "kind": "uri",
       "default": "http://0.0.0.0"
     },
     "dns_passkey": {
@@ -352,7 +352,7 @@ export const TROVE_OPTIONS: OptionTable = {
       "default": "image"
     },
     "glance_url": {
-      "kind": "str",
+      "kind": "uri",
       "default": null
     },
     "guest_config": {
@@ -380,7 +380,7 @@ export const TROVE_OPTIONS: OptionTable = {
       "default": 1000000
     },
     "host": {
-      "kind": "str",
+      "kind": "ip",
       "default": "0.0.0.0"
     },
     "hostname_require_valid_ip": {
@@ -501,6 +501,7 @@ export const TROVE_OPTIONS: OptionTable = {
         "Weekday",
         "Midnight"
       ],
+      "ignoreCase": true,
       "default": "days"
     },
     "log_rotation_type": {
@@ -510,6 +511,7 @@ export const TROVE_OPTIONS: OptionTable = {
         "size",
         "none"
       ],
+      "ignoreCase": true,
       "default": "none"
     },
     "logging_context_format_string": {
@@ -644,7 +646,7 @@ export const TROVE_OPTIONS: OptionTable = {
       "default": "network"
     },
     "neutron_url": {
-      "kind": "str",
+      "kind": "uri",
       "default": null
     },
     "notification_service_id": {
@@ -681,7 +683,7 @@ export const TROVE_OPTIONS: OptionTable = {
       "default": "compute"
     },
     "nova_compute_url": {
-      "kind": "str",
+      "kind": "uri",
       "default": null
     },
     "nova_keypair": {
@@ -875,7 +877,7 @@ export const TROVE_OPTIONS: OptionTable = {
       "default": "object-store"
     },
     "swift_url": {
-      "kind": "str",
+      "kind": "uri",
       "default": null
     },
     "syslog_log_facility": {
@@ -1019,13 +1021,17 @@ export const TROVE_OPTIONS: OptionTable = {
       "default": false
     },
     "tcp_ports": {
-      "kind": "list",
+      "kind": "rangelist",
+      "min": 1,
+      "max": 65535,
       "default": [
         "3306"
       ]
     },
     "udp_ports": {
-      "kind": "list",
+      "kind": "rangelist",
+      "min": 1,
+      "max": 65535,
       "default": []
     },
     "backup_strategy": {
@@ -1131,7 +1137,9 @@ export const TROVE_OPTIONS: OptionTable = {
       "default": false
     },
     "tcp_ports": {
-      "kind": "list",
+      "kind": "rangelist",
+      "min": 1,
+      "max": 65535,
       "default": [
         "3306",
         "4444",
@@ -1140,7 +1148,9 @@ export const TROVE_OPTIONS: OptionTable = {
       ]
     },
     "udp_ports": {
-      "kind": "list",
+      "kind": "rangelist",
+      "min": 1,
+      "max": 65535,
       "default": []
     },
     "backup_strategy": {
@@ -1277,13 +1287,17 @@ export const TROVE_OPTIONS: OptionTable = {
       "default": false
     },
     "tcp_ports": {
-      "kind": "list",
+      "kind": "rangelist",
+      "min": 1,
+      "max": 65535,
       "default": [
         "5432"
       ]
     },
     "udp_ports": {
-      "kind": "list",
+      "kind": "rangelist",
+      "min": 1,
+      "max": 65535,
       "default": []
     },
     "postgresql_port": {
@@ -1365,14 +1379,18 @@ export const TROVE_OPTIONS: OptionTable = {
       "default": false
     },
     "tcp_ports": {
-      "kind": "list",
+      "kind": "rangelist",
+      "min": 1,
+      "max": 65535,
       "default": [
         "6379",
         "16379"
       ]
     },
     "udp_ports": {
-      "kind": "list",
+      "kind": "rangelist",
+      "min": 1,
+      "max": 65535,
       "default": []
     },
     "backup_strategy": {

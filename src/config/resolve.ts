@@ -116,7 +116,7 @@ export class Resolver {
 
   #substitute(value: string, group: string, name: string, origin: ValueOrigin): string {
     if (!value.includes('$')) return value;
-    const text = value.replaceAll('\\$', '$$');
+    const text = value.replaceAll('\\$', () => '$$'); // function form: a '$$' replacement string would mean one '$'
     return text.replace(TEMPLATE, (match, escaped?: string, named?: string, braced?: string) => {
       if (escaped !== undefined) return '$';
       const id = named ?? braced;

@@ -7,15 +7,20 @@ import { ConfigError } from '../errors.ts';
 import {
   parseBool,
   parseDict,
+  parseHostname,
+  parseIpAddress,
+  parseUri,
   parseFloat_,
   parseInteger,
   parseList,
+  parseRange,
   parseString,
   TypeValueError,
   type OptionValue,
 } from './types.ts';
 
-export type OptionKind = 'str' | 'int' | 'float' | 'bool' | 'list' | 'dict' | 'port';
+/** oslo types; uri/ip/hostname are oslo's URI, IPAddress and Hostname (validated strings); rangelist is a List of Range items ("N" or "N-M", kept as strings). */
+export type OptionKind = 'str' | 'int' | 'float' | 'bool' | 'list' | 'dict' | 'port' | 'uri' | 'ip' | 'hostname' | 'rangelist';
 
 export interface OptionSpec {
   kind: OptionKind;
@@ -24,6 +29,8 @@ export interface OptionSpec {
   min?: number;
   max?: number;
   choices?: readonly (string | number | null)[];
+  /** String choices compared case-insensitively (the value itself is kept as written). */
+  ignoreCase?: boolean;
   /** MultiStrOpt: values from every file are concatenated (oldest first). */
   multi?: boolean;
   /** Never shown in errors or logs. */
@@ -57,8 +64,16 @@ export function convertValue(group: string, name: string, spec: OptionSpec, raw:
         return parseList(raw);
       case 'dict':
         return parseDict(raw);
+      case 'rangelist':
+        return parseList(raw, (item) => parseRange(item, { min: spec.min, max: spec.max }));
       case 'str':
-        return parseString(raw, spec.choices?.filter((c): c is string | null => typeof c !== 'number'));
+        return parseString(raw, spec.choices?.filter((c): c is string | null => typeof c !== 'number'), spec.ignoreCase ?? false);
+      case 'uri':
+        return parseUri(raw);
+      case 'ip':
+        return parseIpAddress(raw);
+      case 'hostname':
+        return parseHostname(raw);
     }
   } catch (err) {
     if (!(err instanceof TypeValueError)) throw err;

@@ -4,6 +4,7 @@
  * the caller adds file/section/option. Reasons never echo string values of
  * secret options: the caller decides what to show.
  */
+import { isIP } from 'node:net';
 
 export class TypeValueError extends Error {}
 
@@ -60,12 +61,48 @@ export function parseFloat_(s: string, bounds: NumberBounds = {}): number | null
   return checkBounds(n, bounds);
 }
 
-/** oslo List of String: strip, drop one trailing comma run, split on ",", strip items. */
-export function parseList(s: string): string[] {
+/**
+ * oslo List: strip, drop trailing commas, split on ","; each item goes through
+ * `item` (default: String, trimmed). An item that fails is joined with the next
+ * piece and retried, as oslo does; the first failure is reported.
+ */
+export function parseList(s: string, item: (v: string) => string = (v) => v): string[] {
   const t = s.trim().replace(/,+$/u, '');
   if (t === '') return [];
-  // String items never fail, so oslo's re-joining loop never triggers.
-  return t.split(',').map((v) => v.trim());
+  const pieces = t.split(',');
+  const result: string[] = [];
+  while (pieces.length > 0) {
+    let piece = pieces.shift() ?? '';
+    let firstError: unknown = null;
+    for (;;) {
+      try {
+        result.push(item(piece.trim()));
+        break;
+      } catch (err) {
+        firstError ??= err;
+        const next = pieces.shift();
+        if (next === undefined) throw firstError;
+        piece += ',' + next;
+      }
+    }
+  }
+  return result;
+}
+
+/**
+ * oslo Range item ("N" or "N-M", integers without leading zeros), bounds
+ * checked as oslo does. Returned as written; oslo turns it into an inclusive
+ * Python range.
+ */
+export function parseRange(s: string, bounds: { min?: number | undefined; max?: number | undefined }): string {
+  const m = /^(0|-?[1-9][0-9]*)(?:-(0|-?[1-9][0-9]*))?$/u.exec(s);
+  if (m === null) throw new TypeValueError(`invalid range ${JSON.stringify(s)}`);
+  const left = Number(m[1]);
+  const right = m[2] === undefined ? left : Number(m[2]);
+  const [low, high] = left < right ? [left, right] : [right, left];
+  checkBounds(low, { min: bounds.min });
+  checkBounds(high, { max: bounds.max });
+  return s;
 }
 
 /** oslo Dict of String: "k1:v1,k2:v2"; a piece without ":" is joined to the next one as oslo does. */
@@ -92,10 +129,36 @@ export function parseDict(s: string): Record<string, string> {
   return result;
 }
 
-/** oslo String with optional choices (case-sensitive, as Trove registers them). */
-export function parseString(s: string, choices?: readonly (string | null)[]): string {
-  if (choices !== undefined && choices.length > 0 && !choices.includes(s)) {
-    throw new TypeValueError(`valid values are ${choices.filter((c) => c !== null).join(', ')}, but found ${JSON.stringify(s)}`);
+/** oslo String with optional choices; with ignoreCase the comparison ignores case but the value is kept. */
+export function parseString(s: string, choices?: readonly (string | null)[], ignoreCase = false): string {
+  if (choices === undefined || choices.length === 0) return s;
+  const wanted = choices.filter((c): c is string => c !== null);
+  const ok = ignoreCase ? wanted.some((c) => c.toLowerCase() === s.toLowerCase()) : wanted.includes(s);
+  if (!ok) throw new TypeValueError(`valid values are ${wanted.join(', ')}, but found ${JSON.stringify(s)}`);
+  return s;
+}
+
+/** oslo URI: needs a scheme and a host (rfc3986 validator with require_presence_of scheme, host). */
+export function parseUri(s: string): string {
+  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/(?:[^@/?#\s]*@)?(\[[0-9A-Fa-f:.]+\]|[^:/?#\s[\]]+)(?::\d*)?(?:[/?#]\S*)?$/u.exec(s);
+  if (m === null) throw new TypeValueError(`invalid URI ${JSON.stringify(s)} (needs scheme and host)`);
+  return s;
+}
+
+/** oslo IPAddress (either version): a literal IPv4 or IPv6 address. */
+export function parseIpAddress(s: string): string {
+  if (s === '') throw new TypeValueError('IP address cannot be an empty string');
+  if (isIP(s) === 0) throw new TypeValueError(`${JSON.stringify(s)} is not an IPv4 or IPv6 address`);
+  return s;
+}
+
+/** oslo Hostname: dot-separated labels of letters, digits and inner hyphens, at most 253 chars; TLD not all-numeric. */
+export function parseHostname(s: string): string {
+  const name = s.endsWith('.') ? s.slice(0, -1) : s;
+  const labels = name.split('.');
+  const label = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/u;
+  if (name.length === 0 || name.length > 253 || !labels.every((l) => label.test(l)) || /^\d+$/u.test(labels[labels.length - 1] ?? '')) {
+    throw new TypeValueError(`${JSON.stringify(s)} is an invalid hostname`);
   }
   return s;
 }

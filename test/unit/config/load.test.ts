@@ -146,8 +146,10 @@ describe('loadConfig', () => {
   });
 
   it('substitutes $option references as oslo does', () => {
-    const f = write('g.conf', GUEST + '[mysql]\nmount_point = /data\ndevice_path = ${mysql.mount_point}/dev $$x\n');
-    expect(loadConfig({ configFiles: [f] }).datastoreSections.mysql['device_path']).toBe('/data/dev $x');
+    const f = write('g.conf', GUEST + '[mysql]\nmount_point = /data\ndevice_path = ${mysql.mount_point}/dev $$x \\$y\n');
+    expect(loadConfig({ configFiles: [f] }).datastoreSections.mysql['device_path']).toBe('/data/dev $x $y');
+    // A string default is substituted and converted: mariadb's default_password_length is "${mysql.default_password_length}".
+    expect(loadConfig({ configFiles: [f] }).datastoreSections.mariadb['default_password_length']).toBe(36);
     const bad = write('b.conf', GUEST + 'conductor_queue = $nosuchoption\n');
     expect(errorOf({ configFiles: [bad] }).message).toBe(`${bad}:3: [DEFAULT] conductor_queue: unknown substitution variable $nosuchoption`);
   });
