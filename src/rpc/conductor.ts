@@ -8,13 +8,23 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log.ts';
-import type { BrokerConnection } from './connection.ts';
 import { buildCast } from './envelope.ts';
 import { pyJson, type SecureCodec } from './secure-codec.ts';
 import { PUBLISH_PROPERTIES } from './server.ts';
 
+/** The part of a broker connection a cast needs (BrokerConnection; a fake in unit tests). */
+export interface CastConnection {
+  whenConnected(signal?: AbortSignal): Promise<{
+    createChannel(): Promise<{
+      assertExchange(name: string, type: string, o: { durable: boolean; autoDelete: boolean }): Promise<unknown>;
+      publish(exchange: string, routingKey: string, body: Buffer, o: Record<string, unknown>): boolean;
+      close(): Promise<void>;
+    }>;
+  }>;
+}
+
 export interface ConductorOptions {
-  connection: BrokerConnection;
+  connection: CastConnection;
   /** control_exchange (default 'trove'). */
   exchange: string;
   /** conductor_queue (default 'trove-conductor'). */
