@@ -19,6 +19,8 @@ export interface CastConnection {
       assertExchange(name: string, type: string, o: { durable: boolean; autoDelete: boolean }): Promise<unknown>;
       publish(exchange: string, routingKey: string, body: Buffer, o: Record<string, unknown>): boolean;
       close(): Promise<void>;
+      once(event: 'close', fn: () => void): unknown;
+      on(event: 'error', fn: (err: Error) => void): unknown;
     }>;
   }>;
 }
@@ -72,6 +74,8 @@ export function guestContext(): Record<string, unknown> {
 export class ConductorClient {
   readonly #o: ConductorOptions;
   #lastSent = 0;
+  #queue: Promise<void> = Promise.resolve();
+  #ch: { model: unknown; ch: Awaited<ReturnType<Awaited<ReturnType<CastConnection['whenConnected']>>['createChannel']>> } | null = null;
 
   constructor(o: ConductorOptions) {
     this.#o = o;
@@ -82,7 +86,7 @@ export class ConductorClient {
    * a heartbeat whose `sent` is not newer than the last one it saw.
    */
   #sent(): number {
-    const now = this.#o.now?.() ?? Date.now() / 1000;
+    const now = this.#o.now?.() ?? (performance.timeOrigin + performance.now()) / 1000;
     const s = Math.max(Math.round(now * 1e6) / 1e6, Math.round((this.#lastSent + 1e-6) * 1e6) / 1e6);
     this.#lastSent = s;
     return s;
@@ -117,6 +121,21 @@ export class ConductorClient {
     });
   }
 
+  /** The cast channel of the current connection, (re)opened after a reconnect. */
+  async #channel() {
+    const o = this.#o;
+    const model = await o.connection.whenConnected(AbortSignal.timeout(o.connectWaitMs ?? 60_000));
+    if (this.#ch && this.#ch.model === model) return this.#ch.ch;
+    const ch = await model.createChannel();
+    ch.on('error', (err) => o.log.warn({ err }, 'conductor channel error'));
+    ch.once('close', () => {
+      if (this.#ch?.ch === ch) this.#ch = null;
+    });
+    await ch.assertExchange(o.exchange, 'topic', { durable: o.exchangeDurable, autoDelete: o.exchangeAutoDelete });
+    this.#ch = { model, ch };
+    return ch;
+  }
+
   async #cast(method: string, args: Record<string, unknown>): Promise<void> {
     const o = this.#o;
     const ctx = guestContext();
@@ -130,14 +149,13 @@ export class ConductorClient {
       wireCtx = { context: codec.encrypt(ctx), 'csz-instance-id': o.guestId };
     }
     const body = buildCast(method, wireArgs, CONDUCTOR_API_VERSION, wireCtx);
-    const model = await o.connection.whenConnected(AbortSignal.timeout(o.connectWaitMs ?? 60_000));
-    const ch = await model.createChannel();
-    try {
-      await ch.assertExchange(o.exchange, 'topic', { durable: o.exchangeDurable, autoDelete: o.exchangeAutoDelete });
+    // One channel, one cast at a time: conductor sees casts in the order they were made.
+    const send = this.#queue.then(async () => {
+      const ch = await this.#channel();
       ch.publish(o.exchange, o.topic, body, { ...PUBLISH_PROPERTIES });
       o.log.debug({ method, request_id: ctx['request_id'] }, 'cast to conductor');
-    } finally {
-      await ch.close().catch(() => {});
-    }
+    });
+    this.#queue = send.catch(() => {});
+    return send;
   }
 }

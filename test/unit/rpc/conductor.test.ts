@@ -12,6 +12,8 @@ function fakeConnection() {
         assertExchange: async () => ({}),
         publish: (exchange, routingKey, body, props) => (published.push({ exchange, routingKey, body, props }), true),
         close: async () => {},
+        once: () => undefined,
+        on: () => undefined,
       }),
     }),
   };
