@@ -1,0 +1,58 @@
+/**
+ * Runs the agent in-process, configured the way Trove configures a guest:
+ * guest_info.conf and trove-guestagent.conf written to a conf.d directory and
+ * read through the real config loader and composition root (src/main.ts).
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { Agent } from '../../../src/agent.ts';
+import type { DatastoreFactory } from '../../../src/datastore.ts';
+import { resolveSettings, runDaemon } from '../../../src/main.ts';
+
+export interface TestAgentOptions {
+  transportUrl: string;
+  guestId: string;
+  key: string | null;
+  factory: DatastoreFactory;
+  /** Extra INI text appended to trove-guestagent.conf (may open sections). */
+  extraConf?: string;
+  reportInterval?: number;
+  log?: Logger;
+}
+
+export interface TestAgent {
+  agent: Agent;
+  stateDir: string;
+  confDir: string;
+}
+
+export async function startTestAgent(o: TestAgentOptions): Promise<TestAgent> {
+  const root = mkdtempSync(join(tmpdir(), 'ga-agent-'));
+  const confDir = join(root, 'conf.d');
+  const stateDir = join(root, 'state');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(confDir);
+  writeFileSync(
+    join(confDir, 'guest_info.conf'),
+    `[DEFAULT]\nguest_id=${o.guestId}\ndatastore_manager=mysql\ndatastore_version=10.11\ntenant_id=peer-project\n` +
+      (o.key ? `instance_rpc_encr_key=${o.key}\n` : ''),
+  );
+  writeFileSync(
+    join(confDir, 'trove-guestagent.conf'),
+    `[DEFAULT]\ntransport_url = ${o.transportUrl.replace(/^amqp:/, 'rabbit:')}\ncontrol_exchange = trove\n` +
+      `report_interval = ${o.reportInterval ?? 30}\n` +
+      `[oslo_messaging_rabbit]\nkombu_reconnect_delay = 0.5\nrabbit_retry_interval = 1\n` +
+      (o.extraConf ?? ''),
+  );
+  const settings = resolveSettings(
+    {
+      kind: 'daemon', configFiles: [], configDirs: [confDir], sources: [{ kind: 'dir', path: confDir }], datastore: null, guestId: null,
+      transportUrl: null, rpcKey: null, rpcKeyFile: null, stateDir, runner: 'process', datastorePort: null, logFormat: null, logLevel: null,
+    },
+    {},
+  );
+  const agent = await runDaemon(settings, o.log ?? pino({ level: process.env['GA_TEST_LOG'] ?? 'silent' }), { factory: o.factory });
+  return { agent, stateDir, confDir };
+}
