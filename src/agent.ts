@@ -20,6 +20,8 @@ export interface AgentParts {
   connection: BrokerConnection;
   server: RpcServer;
   reporter: StatusReporter;
+  /** Closed after the final heartbeat, before the connection. */
+  conductor: { close(): Promise<void> };
   datastore: Datastore;
   markers: PrepareMarkers;
   log: Logger;
@@ -46,8 +48,11 @@ export class Agent {
     this.#state = 'starting';
     const { datastore, markers, server, connection, reporter, log } = this.#p;
     const ctx = { log, signal: this.#abort.signal };
+    // Read the markers before consuming: a prepare waiting in the queue starts at once.
+    const completed = markers.completed;
+    const interrupted = markers.started && !completed;
     try {
-      await datastore.lifecycle.resume?.(markers.completed, ctx);
+      await datastore.lifecycle.resume?.(completed, ctx);
     } catch (err) {
       // The agent still serves RPC: the status reports the datastore as it is.
       log.error({ err }, 'could not bring the datastore back up');
@@ -57,9 +62,9 @@ export class Agent {
     if (this.#state !== 'starting') return;
     this.#state = 'running';
     reporter.start();
-    if (markers.completed) {
+    if (completed) {
       void reporter.probe().then((s) => reporter.report(s));
-    } else if (markers.started) {
+    } else if (interrupted) {
       log.error('an earlier prepare did not complete; reporting failed to spawn');
       void reporter.report('failed to spawn', true);
     }
@@ -72,7 +77,7 @@ export class Agent {
 
   async #stop(): Promise<void> {
     this.#state = 'stopping';
-    const { server, reporter, datastore, connection, log, graceMs } = this.#p;
+    const { server, reporter, conductor, datastore, connection, log, graceMs } = this.#p;
     const step = async (name: string, fn: () => Promise<void>): Promise<void> => {
       try {
         await fn();
@@ -82,6 +87,7 @@ export class Agent {
     };
     await step('rpc', () => server.stop(graceMs));
     await step('heartbeat', () => reporter.stop(true));
+    await step('conductor', () => conductor.close());
     this.#abort.abort();
     await step('datastore', () => datastore.lifecycle.close());
     await step('broker', () => connection.close());

@@ -75,7 +75,7 @@ export class StatusReporter {
 
   #schedule(): void {
     if (!this.#running) return;
-    const every = this.#o.checkIntervalMs ?? Math.min(5_000, this.#o.reportIntervalMs);
+    const every = this.#o.checkIntervalMs ?? Math.min(5_000, this.#o.reportIntervalMs / 2);
     this.#timer = setTimeout(() => void this.#tick().finally(() => this.#schedule()), every);
   }
 
@@ -83,7 +83,9 @@ export class StatusReporter {
     if (!this.#o.isPrepared()) return;
     const status = await this.probe();
     if (!this.#running) return;
-    const due = Date.now() - this.#lastSentAt >= this.#o.reportIntervalMs;
+    // Timers fire a little early or late: count an interval as elapsed within half a check of it.
+    const every = this.#o.checkIntervalMs ?? Math.min(5_000, this.#o.reportIntervalMs / 2);
+    const due = Date.now() - this.#lastSentAt + every / 2 >= this.#o.reportIntervalMs;
     if (status !== this.#last || due) await this.report(status);
   }
 

@@ -163,7 +163,7 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
     prefetch: r.qosPrefetchCount,
     log: log.child({ component: 'rpc' }),
   });
-  const agent = new Agent({ connection, server, reporter, datastore, markers, log, graceMs: GRACE_MS });
+  const agent = new Agent({ connection, server, reporter, conductor, datastore, markers, log, graceMs: GRACE_MS });
   await agent.start();
   log.info({ topic, exchange: c.controlExchange, datastore: manager, encrypted: secure !== null, state_dir: s.stateDir }, 'guest agent ready');
   if (s.local) {

@@ -121,6 +121,14 @@ export class ConductorClient {
     });
   }
 
+  /** Waits for queued casts, then closes the cast channel (its close-ok means they were sent). */
+  async close(): Promise<void> {
+    await this.#queue;
+    const c = this.#ch;
+    this.#ch = null;
+    await c?.ch.close().catch(() => {});
+  }
+
   /** The cast channel of the current connection, (re)opened after a reconnect. */
   async #channel() {
     const o = this.#o;

@@ -236,5 +236,15 @@ export class RpcServer {
       this.#abort.abort(new Error('agent shutting down'));
       await Promise.race([all, new Promise((r) => setTimeout(r, 5_000).unref())]);
     }
+    // Closing the channels waits for the broker's close-ok, so every reply
+    // published before is on the wire before the connection goes.
+    for (const ch of [this.#consumeCh, this.#publishCh]) {
+      try {
+        await ch?.close();
+      } catch {
+        // Already closed with the connection.
+      }
+    }
+    this.#consumeCh = this.#publishCh = null;
   }
 }

@@ -34,7 +34,7 @@ from trove.common import cfg  # noqa: E402
 CONF = cfg.CONF
 conf_file = tempfile.NamedTemporaryFile('w', suffix='.conf', delete=False)
 conf_file.write('[DEFAULT]\ntransport_url = %s\ncontrol_exchange = %s\n' % (
-    os.environ['PEER_TRANSPORT_URL'], os.environ.get('PEER_CONTROL_EXCHANGE', 'trove')))
+    os.environ['PEER_TRANSPORT_URL'], os.environ.get('PEER_CONTROL_EXCHANGE', 'trove')) + os.environ.get('PEER_EXTRA_CONF', '').replace('\\n', '\n') + '\n')
 conf_file.close()
 CONF(['--config-file', conf_file.name], project='trove')
 os.unlink(conf_file.name)

@@ -29,7 +29,7 @@ CONF = cfg.CONF
 conf_file = tempfile.NamedTemporaryFile('w', suffix='.conf', delete=False)
 conf_file.write('[DEFAULT]\ntransport_url = %s\ncontrol_exchange = %s\nconductor_queue = %s\n' % (
     os.environ['PEER_TRANSPORT_URL'], os.environ.get('PEER_CONTROL_EXCHANGE', 'trove'),
-    os.environ.get('PEER_CONDUCTOR_QUEUE', 'trove-conductor')))
+    os.environ.get('PEER_CONDUCTOR_QUEUE', 'trove-conductor')) + os.environ.get('PEER_EXTRA_CONF', '').replace('\\n', '\n') + '\n')
 conf_file.close()
 CONF(['--config-file', conf_file.name], project='trove')
 os.unlink(conf_file.name)
