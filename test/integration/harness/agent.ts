@@ -19,6 +19,8 @@ export interface TestAgentOptions {
   /** Extra INI text appended to trove-guestagent.conf (may open sections). */
   extraConf?: string;
   reportInterval?: number;
+  /** control_exchange (default trove); tests with other exchange properties need their own. */
+  exchange?: string;
   log?: Logger;
 }
 
@@ -41,7 +43,7 @@ export async function startTestAgent(o: TestAgentOptions): Promise<TestAgent> {
   );
   writeFileSync(
     join(confDir, 'trove-guestagent.conf'),
-    `[DEFAULT]\ntransport_url = ${o.transportUrl.replace(/^amqp:/, 'rabbit:')}\ncontrol_exchange = trove\n` +
+    `[DEFAULT]\ntransport_url = ${o.transportUrl.replace(/^amqp:/, 'rabbit:')}\ncontrol_exchange = ${o.exchange ?? 'trove'}\n` +
       `report_interval = ${o.reportInterval ?? 30}\n` +
       `[oslo_messaging_rabbit]\nkombu_reconnect_delay = 0.5\nrabbit_retry_interval = 1\n` +
       (o.extraConf ?? ''),

@@ -43,13 +43,16 @@ function makeCerts(dir: string): { ca: string; cert: string; key: string } {
   return { ca, cert, key };
 }
 
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+let nodeSeq = 0;
+
+/** Starts a private node; `stop` stops it and removes its files. */
+export async function startRabbitNode(): Promise<{ info: RabbitInfo; stop: () => Promise<void> }> {
   if (!existsSync('/usr/sbin/rabbitmq-server')) {
     throw new Error('rabbitmq-server is not installed: apt-get install -y rabbitmq-server (or run scripts/install-deps.sh)');
   }
   const dir = mkdtempSync(join(tmpdir(), 'ga-rabbit-'));
   const [port, tlsPort, distPort] = [await freePort(), await freePort(), await freePort()];
-  const node = `ga-test-${process.pid}@localhost`;
+  const node = `ga-test-${process.pid}-${nodeSeq++}@localhost`;
   for (const d of ['mnesia', 'log']) mkdirSync(join(dir, d));
   const certs = makeCerts(dir);
   writeFileSync(join(dir, 'enabled_plugins'), '[].\n');
@@ -98,8 +101,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
       await new Promise((r) => setTimeout(r, 500));
     }
   }
-  project.provide('rabbit', { url: `amqp://guest:guest@127.0.0.1:${port}/`, port, tlsPort, caFile: certs.ca, node, ctlEnv });
-  return async () => {
+  const info = { url: `amqp://guest:guest@127.0.0.1:${port}/`, port, tlsPort, caFile: certs.ca, node, ctlEnv };
+  const stop = async (): Promise<void> => {
     try {
       execFileSync('rabbitmqctl', ['-n', node, 'stop'], { env: { ...process.env, ...ctlEnv }, stdio: 'ignore', timeout: 60_000 });
     } catch {
@@ -107,4 +110,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     }
     rmSync(dir, { recursive: true, force: true });
   };
+  return { info, stop };
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const { info, stop } = await startRabbitNode();
+  project.provide('rabbit', info);
+  return stop;
 }
