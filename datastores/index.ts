@@ -4,11 +4,13 @@
  * name fail the compile until it has an entry here.
  */
 import type { DatastoreFactory, DatastoreName } from '../src/datastore.ts';
+import { createMariadbDatastore } from './mariadb/index.ts';
+import { createMysqlDatastore } from './mysql/index.ts';
 
 /** A factory, or null while that datastore is not part of this build. */
 export const DATASTORES: Readonly<Record<DatastoreName, DatastoreFactory | null>> = {
-  mysql: null,
-  mariadb: null,
+  mysql: createMysqlDatastore,
+  mariadb: createMariadbDatastore,
   postgresql: null,
   redis: null,
 } as const satisfies Record<DatastoreName, DatastoreFactory | null>;

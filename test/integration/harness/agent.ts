@@ -21,6 +21,8 @@ export interface TestAgentOptions {
   reportInterval?: number;
   /** control_exchange (default trove); tests with other exchange properties need their own. */
   exchange?: string;
+  /** TCP port for a datastore the agent runs itself. */
+  datastorePort?: number;
   log?: Logger;
 }
 
@@ -51,7 +53,7 @@ export async function startTestAgent(o: TestAgentOptions): Promise<TestAgent> {
   const settings = resolveSettings(
     {
       kind: 'daemon', configFiles: [], configDirs: [confDir], sources: [{ kind: 'dir', path: confDir }], datastore: null, guestId: null,
-      transportUrl: null, rpcKey: null, rpcKeyFile: null, stateDir, runner: 'process', datastorePort: null, logFormat: null, logLevel: null,
+      transportUrl: null, rpcKey: null, rpcKeyFile: null, stateDir, runner: 'process', datastorePort: o.datastorePort ?? null, logFormat: null, logLevel: null,
     },
     {},
   );

@@ -1,0 +1,234 @@
+/**
+ * The MySQL/MariaDB datastore: a plain object satisfying src/datastore.ts,
+ * built from the runner (systemd unit or a supervised mariadbd), the admin
+ * connection (os_admin over the unix socket) and the option files.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Datastore, DatastoreOptions, OpContext, PrepareRequest, ServiceStatus, User } from '../../src/datastore.ts';
+import { OperationNotSupportedError, GuestError } from '../../src/errors.ts';
+import { exec } from '../../src/process/exec.ts';
+import { createProcessRunner } from '../../src/service/process.ts';
+import type { ServiceRunner } from '../../src/service/runner.ts';
+import { createSystemdRunner } from '../../src/service/systemd.ts';
+import { createMysqlAdmin } from './admin.ts';
+import { validatePassword } from './names.ts';
+import {
+  dataDirInitialized, generatePassword, mysqlPaths, readAdminPassword, readOverrides, removeOverrides, writeAdminCnf, writeConfig,
+  writeOverrides, type MysqlPaths,
+} from './server.ts';
+import { connectSql, type SqlClient } from './sql.ts';
+
+export const DEFAULT_PROCESS_PORT = 13306;
+
+function strings(v: unknown, dflt: string[]): string[] {
+  return Array.isArray(v) ? v.map(String) : dflt;
+}
+
+export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 'mysql'): Datastore {
+  const { log, section, runner: runnerKind, stateDir, events } = opts;
+  const mountPoint = typeof section['mount_point'] === 'string' ? section['mount_point'] : '/var/lib/mysql';
+  const paths: MysqlPaths = mysqlPaths(runnerKind, stateDir, mountPoint);
+  const port = opts.port ?? (runnerKind === 'process' ? DEFAULT_PROCESS_PORT : 3306);
+  const asRoot = process.getuid?.() === 0;
+
+  let adminSql: SqlClient | null = null;
+  const sql = (): SqlClient => {
+    if (!adminSql) {
+      const password = readAdminPassword(paths);
+      if (password === null) throw new GuestError('The database has not been prepared: no admin credentials yet.');
+      adminSql = connectSql({ socketPath: paths.socket, user: 'os_admin', password });
+    }
+    return adminSql;
+  };
+  const resetSql = async (): Promise<void> => {
+    const s = adminSql;
+    adminSql = null;
+    await s?.end().catch(() => {});
+  };
+
+  const ping = async (): Promise<boolean> => {
+    const password = readAdminPassword(paths);
+    // Before secure(), root over the socket (unix_socket auth) is the only way in.
+    const probe = connectSql({ socketPath: paths.socket, user: password === null ? 'root' : 'os_admin', password });
+    try {
+      await probe.query('SELECT 1');
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await probe.end().catch(() => {});
+    }
+  };
+
+  const waitReady = async (ctx: OpContext): Promise<void> => {
+    const deadline = Date.now() + 120_000;
+    while (Date.now() < deadline) {
+      if (ctx.signal.aborted) throw new GuestError('aborted while waiting for the database server');
+      if (runner.state() === 'crashed' || runner.state() === 'stopped') throw new GuestError(`the database server exited; see ${paths.errorLog}`);
+      if (await ping()) return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new GuestError(`the database server did not answer within 120 s; see ${paths.errorLog}`);
+  };
+
+  const runner: ServiceRunner =
+    runnerKind === 'process'
+      ? createProcessRunner({
+          log: log.child({ component: 'mariadbd' }),
+          waitReady,
+          command: () => ({
+            file: '/usr/sbin/mariadbd',
+            args: [
+              `--defaults-file=${paths.configFile}`,
+              `--datadir=${paths.dataDir}`,
+              `--socket=${paths.socket}`,
+              `--pid-file=${paths.pidFile}`,
+              `--port=${port}`,
+              '--bind-address=127.0.0.1',
+              `--log-error=${paths.errorLog}`,
+              ...(asRoot ? ['--user=root'] : []),
+            ],
+          }),
+        })
+      : createSystemdRunner(typeof section['service_name'] === 'string' ? section['service_name'] : 'mariadb', exec);
+
+  const admin = createMysqlAdmin({
+    sql,
+    ignoreUsers: strings(section['ignore_users'], ['os_admin', 'root']),
+    ignoreDbs: strings(section['ignore_dbs'], ['mysql', 'information_schema', 'performance_schema', 'sys', 'lost+found']),
+  });
+
+  async function initDataDir(ctx: OpContext): Promise<void> {
+    mkdirSync(paths.dataDir, { recursive: true, mode: 0o750 });
+    mkdirSync(dirname(paths.socket), { recursive: true, mode: 0o755 });
+    if (dataDirInitialized(paths)) return;
+    await exec(
+      '/usr/bin/mariadb-install-db',
+      [
+        `--defaults-file=${paths.configFile}`,
+        `--datadir=${paths.dataDir}`,
+        '--auth-root-authentication-method=socket',
+        '--skip-test-db',
+        ...(asRoot ? ['--user=root'] : []),
+      ],
+      { signal: ctx.signal, log: ctx.log, timeoutMs: 300_000 },
+    );
+  }
+
+  /** Trove's secure(): an os_admin superuser with a random password, no anonymous users, no test db; root only over the socket. */
+  async function secure(ctx: OpContext): Promise<void> {
+    if (readAdminPassword(paths) !== null) return;
+    const password = generatePassword();
+    const root = connectSql({ socketPath: paths.socket, user: 'root', password: null });
+    try {
+      await root.query("CREATE USER IF NOT EXISTS 'os_admin'@'localhost' IDENTIFIED BY ?", [password]);
+      await root.query("ALTER USER 'os_admin'@'localhost' IDENTIFIED BY ?", [password]);
+      await root.query("GRANT ALL PRIVILEGES ON *.* TO 'os_admin'@'localhost' WITH GRANT OPTION");
+      for (const u of await root.query<{ User: string; Host: string }>("SELECT User, Host FROM mysql.user WHERE User = '' OR (User = 'root' AND Host NOT IN ('localhost'))")) {
+        await root.query('DROP USER ?@?', [u.User, u.Host]);
+      }
+      await root.query('DROP DATABASE IF EXISTS test');
+      writeAdminCnf(paths, password);
+    } finally {
+      await root.end().catch(() => {});
+    }
+    ctx.log.info('database secured: os_admin created, anonymous users and test database removed');
+  }
+
+  async function enableRoot(password: string | null): Promise<User> {
+    const pw = password === null ? generatePassword() : validatePassword(password);
+    const s = sql();
+    await s.query("CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY ?", [pw]);
+    await s.query("ALTER USER 'root'@'%' IDENTIFIED BY ?", [pw]);
+    await s.query("GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION");
+    events.rootEnabled?.({ name: 'root', host: '%', password: null, databases: [] });
+    return { name: 'root', host: '%', password: pw, databases: [], isRoot: true };
+  }
+
+  const status = {
+    async status(): Promise<ServiceStatus> {
+      if (await ping()) return 'healthy';
+      const s = runner.state();
+      if (s === 'running') return 'running';
+      if (s === 'crashed') return 'crashed';
+      return 'shutdown';
+    },
+  };
+
+  return {
+    name,
+    mountPoint,
+    status,
+    admin,
+    root: {
+      enableRoot: (password) => enableRoot(password),
+      async disableRoot() {
+        await sql().query("DROP USER IF EXISTS 'root'@'%'");
+      },
+      async isRootEnabled() {
+        const rows = await sql().query<{ n: number }>("SELECT COUNT(*) AS n FROM mysql.user WHERE User = 'root' AND Host != 'localhost'");
+        return Number(rows[0]?.n ?? 0) > 0;
+      },
+    },
+    configuration: {
+      async updateOverrides(overrides, remove) {
+        if (remove) removeOverrides(paths);
+        else writeOverrides(paths, { ...readOverrides(paths), ...overrides });
+      },
+      async applyOverrides(overrides, ctx) {
+        for (const [k, v] of Object.entries(overrides)) {
+          if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(k)) throw new GuestError(`'${k}' is not a valid variable name`);
+          try {
+            await sql().query(`SET GLOBAL ${k} = ?`, [typeof v === 'boolean' ? (v ? 1 : 0) : v]);
+          } catch (e) {
+            // Not dynamic (or unknown): it takes effect at the next restart, as Trove reports.
+            ctx.log.warn({ variable: k, err: e }, 'override not applied live');
+          }
+        }
+      },
+      async resetConfiguration(contents) {
+        writeConfig(paths, contents);
+      },
+    },
+    lifecycle: {
+      async prepare(req: PrepareRequest, ctx: OpContext) {
+        if (req.backupInfo) throw new OperationNotSupportedError('restore from backup during prepare', name);
+        await runner.stop(ctx);
+        writeConfig(paths, req.configContents);
+        if (req.overrides && Object.keys(req.overrides).length) writeOverrides(paths, req.overrides);
+        await initDataDir(ctx);
+        await runner.start(ctx);
+        await secure(ctx);
+        await resetSql();
+        // As Trove: databases, users and root after the server is up; a failure there is logged, not fatal.
+        if (!req.clusterConfig) {
+          if (req.databases.length) await admin.createDatabases(req.databases, ctx).catch((err: unknown) => ctx.log.warn({ err }, 'creating databases failed'));
+          if (req.users.length) await admin.createUsers(req.users, ctx).catch((err: unknown) => ctx.log.warn({ err }, 'creating users failed'));
+          if (req.rootPassword) await enableRoot(req.rootPassword).catch((err: unknown) => ctx.log.error({ err }, 'enabling root failed'));
+        }
+      },
+      async restart(ctx) {
+        await resetSql();
+        await runner.restart(ctx);
+      },
+      async stop(o, ctx) {
+        await resetSql();
+        await runner.stop(ctx, { disableOnBoot: o.doNotStartOnReboot });
+      },
+      async startWithConfChanges(contents, ctx) {
+        if (contents !== null) writeConfig(paths, contents);
+        await runner.start(ctx);
+      },
+      async resume(prepared, ctx) {
+        if (prepared && runner.kind === 'process') await runner.start(ctx);
+      },
+      async close() {
+        await resetSql();
+        await runner.close();
+      },
+    },
+  };
+}
+
+export const createMysqlDatastore = (opts: DatastoreOptions): Datastore => createMysql(opts, 'mysql');

@@ -1,0 +1,123 @@
+/**
+ * Where the MySQL/MariaDB server keeps its files and how it is started: the
+ * paths the runner owns, the option file written from Trove's
+ * config_contents plus the agent's overrides, and the admin credentials file
+ * (0600, usable as --defaults-extra-file by backup tools; never argv).
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RunnerKind } from '../../src/datastore.ts';
+import { BadRequestError } from '../../src/errors.ts';
+
+export interface MysqlPaths {
+  /** Data directory (Trove: <mount_point>/data). */
+  dataDir: string;
+  /** The server's main option file (Trove's rendered template goes here). */
+  configFile: string;
+  /** Directory of agent-written includes (overrides.cnf), read after the main file. */
+  confDir: string;
+  socket: string;
+  pidFile: string;
+  errorLog: string;
+  /** [client] file with os_admin's password, mode 0600. */
+  adminCnf: string;
+}
+
+export function mysqlPaths(runner: RunnerKind, stateDir: string, mountPoint: string): MysqlPaths {
+  if (runner === 'process') {
+    // The process runner owns everything under the agent's state dir: it never
+    // touches a distribution server's files.
+    return {
+      dataDir: join(stateDir, 'data'),
+      configFile: join(stateDir, 'my.cnf'),
+      confDir: join(stateDir, 'conf.d'),
+      socket: join(stateDir, 'run', 'mysqld.sock'),
+      pidFile: join(stateDir, 'run', 'mysqld.pid'),
+      errorLog: join(stateDir, 'mysqld.err'),
+      adminCnf: join(stateDir, 'os_admin.cnf'),
+    };
+  }
+  return {
+    dataDir: join(mountPoint, 'data'),
+    configFile: '/etc/mysql/my.cnf',
+    confDir: '/etc/mysql/conf.d',
+    socket: '/run/mysqld/mysqld.sock',
+    pidFile: '/run/mysqld/mysqld.pid',
+    errorLog: '/var/log/mysql/error.log',
+    adminCnf: join(stateDir, 'os_admin.cnf'),
+  };
+}
+
+const DEFAULT_CONFIG = `[mysqld]
+character-set-server = utf8mb4
+collation-server = utf8mb4_general_ci
+skip-name-resolve
+`;
+
+/** Writes the main option file: Trove's config_contents, then our include dir (read last, so overrides win). */
+export function writeConfig(p: MysqlPaths, contents: string | null): void {
+  mkdirSync(p.confDir, { recursive: true });
+  const body = (contents ?? DEFAULT_CONFIG).replace(/\s*$/, '\n');
+  writeFileSync(p.configFile, `${body}\n# Written by guestagent: overrides are read last.\n!includedir ${p.confDir}\n`, { mode: 0o644 });
+}
+
+const OPTION_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
+
+/** Renders Trove's overrides dict as an option-file section, refusing anything that could break out of it. */
+export function renderOverrides(overrides: Record<string, unknown>): string {
+  const lines = ['[mysqld]'];
+  for (const [k, v] of Object.entries(overrides)) {
+    if (!OPTION_NAME.test(k)) throw new BadRequestError(`'${k}' is not a valid configuration option name`);
+    let text: string;
+    if (typeof v === 'boolean') text = v ? '1' : '0';
+    else if (typeof v === 'number' && Number.isFinite(v)) text = String(v);
+    else if (typeof v === 'string' && !/[\r\n\0]/.test(v)) text = v;
+    else throw new BadRequestError(`the value of '${k}' is not a number, boolean or single-line string`);
+    lines.push(`${k} = ${text}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function overridesFile(p: MysqlPaths): string {
+  return join(p.confDir, 'zz-guestagent-overrides.cnf');
+}
+
+export function writeOverrides(p: MysqlPaths, overrides: Record<string, unknown>): void {
+  mkdirSync(p.confDir, { recursive: true });
+  writeFileSync(overridesFile(p), renderOverrides(overrides), { mode: 0o644 });
+}
+
+export function removeOverrides(p: MysqlPaths): void {
+  rmSync(overridesFile(p), { force: true });
+}
+
+export function readOverrides(p: MysqlPaths): Record<string, string> {
+  if (!existsSync(overridesFile(p))) return {};
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(overridesFile(p), 'utf8').split('\n')) {
+    const m = /^([^=\s[]+)\s*=\s*(.*)$/.exec(line);
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
+export function dataDirInitialized(p: MysqlPaths): boolean {
+  return existsSync(join(p.dataDir, 'mysql')) && readdirSync(join(p.dataDir, 'mysql')).length > 0;
+}
+
+export function generatePassword(): string {
+  // URL-safe base64 without characters Trove's rules refuse.
+  return randomBytes(24).toString('base64url');
+}
+
+export function writeAdminCnf(p: MysqlPaths, password: string): void {
+  writeFileSync(p.adminCnf, `[client]\nuser = os_admin\npassword = ${password}\nsocket = ${p.socket}\n`, { mode: 0o600 });
+  chmodSync(p.adminCnf, 0o600);
+}
+
+export function readAdminPassword(p: MysqlPaths): string | null {
+  if (!existsSync(p.adminCnf)) return null;
+  const m = /^password = (.*)$/m.exec(readFileSync(p.adminCnf, 'utf8'));
+  return m ? m[1]! : null;
+}

@@ -1,0 +1,108 @@
+/**
+ * The `process` runner: the agent starts the server itself (argv array, no
+ * shell), restarts it with backoff if it dies unexpectedly, and stops it with
+ * SIGTERM, then SIGKILL after a grace. Output goes to the logger, redacted.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { OpContext } from '../datastore.ts';
+import { GuestError } from '../errors.ts';
+import { redactText, type Logger } from '../log.ts';
+import type { ServiceRunner } from './runner.ts';
+
+export interface ProcessRunnerOptions {
+  /** Program and arguments, rebuilt at every start (config may have changed). */
+  command: () => { file: string; args: string[]; env?: Record<string, string> };
+  /** Resolves once the server accepts work; rejects when it cannot. */
+  waitReady: (ctx: OpContext) => Promise<void>;
+  log: Logger;
+  /** Grace between SIGTERM and SIGKILL, ms (default 60 s: a database flushes on shutdown). */
+  stopGraceMs?: number;
+  /** Restart delays after unexpected exits, ms (default 1 s doubling to 30 s). */
+  restartDelayMs?: number;
+}
+
+export function createProcessRunner(o: ProcessRunnerOptions): ServiceRunner & { readonly pid: number | null } {
+  let child: ChildProcess | null = null;
+  let wanted = false;
+  let crashed = false;
+  let delay = o.restartDelayMs ?? 1000;
+  let restartTimer: NodeJS.Timeout | null = null;
+  let exited: Promise<void> = Promise.resolve();
+
+  const launch = (): ChildProcess => {
+    const { file, args, env } = o.command();
+    const c = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    for (const stream of [c.stdout, c.stderr]) {
+      if (stream) createInterface({ input: stream }).on('line', (l) => o.log.info({ server: file }, redactText(l)));
+    }
+    exited = new Promise((resolve) => {
+      c.once('exit', (code, signal) => {
+        if (child === c) child = null;
+        if (wanted) {
+          crashed = true;
+          o.log.error({ code, signal }, 'database server died; restarting');
+          restartTimer = setTimeout(() => {
+            restartTimer = null;
+            if (wanted && !child) child = launch();
+          }, delay);
+          delay = Math.min(delay * 2, 30_000);
+        }
+        resolve();
+      });
+      c.once('error', (err) => {
+        o.log.error({ err }, 'database server could not be started');
+        resolve();
+      });
+    });
+    return c;
+  };
+
+  const stopChild = async (): Promise<void> => {
+    wanted = false;
+    if (restartTimer) clearTimeout(restartTimer);
+    restartTimer = null;
+    const c = child;
+    if (!c) return;
+    c.kill('SIGTERM');
+    const killer = setTimeout(() => c.kill('SIGKILL'), o.stopGraceMs ?? 60_000);
+    await exited;
+    clearTimeout(killer);
+    child = null;
+  };
+
+  const runner = {
+    kind: 'process' as const,
+    get pid() {
+      return child?.pid ?? null;
+    },
+    async start(ctx: OpContext) {
+      if (child) return;
+      wanted = true;
+      crashed = false;
+      delay = o.restartDelayMs ?? 1000;
+      child = launch();
+      try {
+        await o.waitReady(ctx);
+      } catch (err) {
+        await stopChild();
+        throw err instanceof GuestError ? err : new GuestError(`the database server did not become ready: ${(err as Error).message}`, { cause: err });
+      }
+    },
+    async stop(_ctx: OpContext) {
+      await stopChild();
+    },
+    async restart(ctx: OpContext) {
+      await stopChild();
+      await runner.start(ctx);
+    },
+    state(): 'running' | 'stopped' | 'crashed' | 'unknown' {
+      if (child) return 'running';
+      return crashed ? 'crashed' : 'stopped';
+    },
+    async close() {
+      await stopChild();
+    },
+  };
+  return runner;
+}

@@ -1,0 +1,167 @@
+// A MariaDB instance's life driven by Trove's own guest API client: prepare
+// with Trove's arguments, then databases, users, access, root, configuration
+// and restarts, against a real mariadbd the agent starts and supervises.
+import { randomUUID } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createLogger } from '../../../src/log.ts';
+import { createMysqlDatastore } from '../../../datastores/mysql/index.ts';
+import { startTestAgent, type TestAgent } from '../harness/agent.ts';
+import { freePort } from '../harness/ports.ts';
+import { PythonCaller, PythonConductor, type PeerResult } from '../harness/python-peer.ts';
+import { connectSql } from '../../../datastores/mysql/sql.ts';
+
+const rabbit = inject('rabbit');
+const KEY = 'mysql-key-' + randomUUID();
+const guestId = randomUUID();
+const PASSWORD = "p@ss'w\"ord\\ünï;`x";
+const SAFE_PASSWORD = 'Sup3r-secret_pw';
+let ta: TestAgent;
+let caller: PythonCaller;
+let conductor: PythonConductor;
+let port: number;
+const logLines: string[] = [];
+
+const ok = (r: PeerResult) => {
+  expect(r, JSON.stringify(r)).toMatchObject({ ok: true });
+  return (r as { result: unknown }).result;
+};
+const remote = (r: PeerResult) => {
+  expect(r.ok, JSON.stringify(r)).toBe(false);
+  return (r as { error: { remote_class: string; message: string } }).error;
+};
+/** Casts return before the work is done: poll a call until it shows the effect. */
+async function eventually<T>(fn: () => Promise<T>, pred: (t: T) => boolean, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (pred(v) || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+const names = (r: PeerResult) => ((ok(r) as [Array<{ _name: string }>, string | null])[0]).map((x) => x._name);
+
+beforeAll(async () => {
+  port = await freePort();
+  const sink = new Writable({ write(c, _e, cb) { logLines.push(String(c)); cb(); } });
+  [caller, conductor] = await Promise.all([
+    PythonCaller.start({ url: rabbit.url, guestId, key: KEY }),
+    PythonConductor.start({ url: rabbit.url, keys: { [guestId]: KEY } }),
+  ]);
+  ta = await startTestAgent({ transportUrl: rabbit.url, guestId, key: KEY, datastorePort: port, factory: createMysqlDatastore, log: createLogger({ destination: sink, level: 'debug' }) });
+  ok(await caller.api('prepare', {
+    memory_mb: 512, packages: '', databases: [{ _name: 'app', _character_set: 'utf8mb4', _collate: 'utf8mb4_unicode_ci' }],
+    users: [{ _name: 'appuser', _host: '%', _password: SAFE_PASSWORD, _databases: [{ _name: 'app' }] }],
+    device_path: null, mount_point: '/var/lib/mysql', config_contents: '[mysqld]\nmax_connections = 77\n', root_password: null,
+    overrides: { max_allowed_packet: 33554432 }, ds_version: '10.11',
+  }, { notification: true }));
+  await conductor.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'healthy', 120_000);
+}, 180_000);
+
+afterAll(async () => {
+  await ta?.agent.stop();
+  await Promise.all([caller?.close(), conductor?.close()]);
+});
+
+describe('prepare', () => {
+  it('ran once: secured server with os_admin in a 0600 file, databases and users from prepare', async () => {
+    expect(statSync(`${ta.stateDir}/mysql/os_admin.cnf`).mode & 0o777).toBe(0o600);
+    expect(names(await caller.api('list_databases'))).toEqual(['app']);
+    const users = ok(await caller.api('list_users')) as [Array<Record<string, unknown>>, string | null];
+    expect(users).toEqual([[{ _name: 'appuser', _password: null, _host: '%', _databases: [{ _name: 'app', _collate: null, _character_set: null }], _is_root: false }], null]);
+    expect(ok(await caller.api('is_root_enabled'))).toBe(false);
+    const db = connectSql({ socketPath: `${ta.stateDir}/mysql/run/mysqld.sock`, user: 'os_admin', password: /password = (.*)/.exec(readFileSync(`${ta.stateDir}/mysql/os_admin.cnf`, 'utf8'))![1]! });
+    const vars = await db.query<{ Variable_name: string; Value: string }>("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('max_connections', 'max_allowed_packet', 'port')");
+    expect(Object.fromEntries(vars.map((v) => [v.Variable_name, v.Value]))).toEqual({ max_connections: '77', max_allowed_packet: '33554432', port: String(port) });
+    expect(await db.query("SELECT User FROM mysql.user WHERE User = '' OR (User = 'root' AND Host != 'localhost')")).toEqual([]);
+    expect(await db.query("SHOW DATABASES LIKE 'test'")).toEqual([]);
+    await db.end();
+  });
+});
+
+describe('databases and users', () => {
+  it('creates, pages and deletes databases with Trove pagination', async () => {
+    ok(await caller.api('create_database', { databases: ['d1', 'd2', 'd3', 'd4'].map((n) => ({ _name: n })) }));
+    await eventually(() => caller.api('list_databases'), (r) => names(r).length === 5);
+    const [page1, marker] = ok(await caller.api('list_databases', { limit: 2 })) as [Array<{ _name: string }>, string];
+    expect(page1.map((d) => d._name)).toEqual(['app', 'd1']);
+    expect(marker).toBe('d1');
+    expect(names(await caller.api('list_databases', { limit: 2, marker }))).toEqual(['d2', 'd3']);
+    expect(names(await caller.api('list_databases', { limit: 2, marker, include_marker: true }))).toEqual(['d1', 'd2']);
+    expect((ok(await caller.api('list_databases', { limit: 10, marker: 'd3' })) as unknown[])[1]).toBeNull();
+    ok(await caller.api('delete_database', { database: { _name: 'd4' } }));
+    await eventually(() => caller.api('list_databases'), (r) => !names(r).includes('d4'));
+    expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
+  });
+
+  it('refuses bad names without touching data, and reserved names', async () => {
+    for (const bad of ['a;DROP DATABASE app', 'x`y', "q'x", 'a'.repeat(65), 'ünï', '../etc']) {
+      const r = await caller.raw('create_database', { databases: [{ _name: bad }] }, { timeout: 10 });
+      expect(remote(r).remote_class).toBe('ValueError');
+    }
+    expect(remote(await caller.raw('delete_database', { database: { _name: 'mysql' } }, { timeout: 10 })).remote_class).toBe('BadRequest');
+    expect(remote(await caller.raw('create_user', { users: [{ _name: 'os_admin', _password: 'x1' }] }, { timeout: 10 })).remote_class).toBe('BadRequest');
+    expect(remote(await caller.api('get_user', { username: "bob'--", hostname: '%' })).remote_class).toBe('ValueError');
+    expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
+  });
+
+  it('creates users with odd passwords through parameters; access, attributes and passwords', async () => {
+    // Trove's rules refuse quotes and backslashes in passwords; unicode and symbols pass.
+    expect(remote(await caller.raw('create_user', { users: [{ _name: 'u1', _host: '%', _password: PASSWORD }] }, { timeout: 10 })).remote_class).toBe('ValueError');
+    ok(await caller.api('create_user', { users: [{ _name: 'u1', _host: '%', _password: 'päss wörd#1!', _databases: [{ _name: 'd1' }] }] }));
+    await eventually(() => caller.api('get_user', { username: 'u1', hostname: '%' }), (r) => r.ok && r.result !== null);
+    ok(await caller.api('grant_access', { username: 'u1', hostname: '%', databases: ['d2'] }));
+    expect((ok(await caller.api('list_access', { username: 'u1', hostname: '%' })) as Array<{ _name: string }>).map((d) => d._name)).toEqual(['d1', 'd2']);
+    ok(await caller.api('revoke_access', { username: 'u1', hostname: '%', database: 'd1' }));
+    expect((ok(await caller.api('list_access', { username: 'u1', hostname: '%' })) as Array<{ _name: string }>).map((d) => d._name)).toEqual(['d2']);
+    ok(await caller.api('update_attributes', { username: 'u1', hostname: '%', user_attrs: { name: 'u2', host: '10.0.%.%', password: 'N3w-pass' } }));
+    await eventually(() => caller.api('get_user', { username: 'u2', hostname: '10.0.%.%' }), (r) => r.ok && r.result !== null);
+    expect(ok(await caller.api('get_user', { username: 'u1', hostname: '%' }))).toBeNull();
+    ok(await caller.api('change_passwords', { users: [{ _name: 'u2', _host: '10.0.%.%', _password: 'Ch4nged' }] }));
+    const [users, marker] = ok(await caller.api('list_users', { limit: 1 })) as [Array<{ _name: string }>, string];
+    expect(users.map((u) => u._name)).toEqual(['appuser']);
+    expect(marker).toBe('appuser@%');
+    ok(await caller.api('delete_user', { user: { _name: 'u2', _host: '10.0.%.%' } }));
+    await eventually(() => caller.api('list_users'), (r) => ((ok(r) as unknown[][])[0]!).length === 1);
+    expect(remote(await caller.api('grant_access', { username: 'ghost', hostname: '%', databases: ['d1'] })).remote_class).toBe('UserNotFound');
+  });
+
+  it('never logs a password', () => {
+    const text = logLines.join('');
+    for (const secret of ['päss wörd#1!', 'N3w-pass', 'Ch4nged', SAFE_PASSWORD, KEY]) expect(text).not.toContain(secret);
+  });
+});
+
+describe('root, configuration and restarts', () => {
+  it('enables root with a password, reports it to conductor, and disables it', async () => {
+    const root = ok(await caller.api('enable_root_with_password', { root_password: 'R00t-pw' })) as Record<string, unknown>;
+    expect(root).toMatchObject({ _name: 'root', _host: '%', _password: 'R00t-pw', _is_root: true });
+    expect(ok(await caller.api('is_root_enabled'))).toBe(true);
+    await conductor.waitFor((c) => c.method === 'report_root' && c.kwargs['instance_id'] === guestId);
+    const gen = ok(await caller.api('enable_root')) as { _password: string };
+    expect(gen._password.length).toBeGreaterThanOrEqual(16);
+    ok(await caller.api('disable_root'));
+    expect(ok(await caller.api('is_root_enabled'))).toBe(false);
+  });
+
+  it('applies overrides live and keeps them across a restart', async () => {
+    ok(await caller.api('update_overrides', { overrides: { max_connections: 123 } }));
+    ok(await caller.api('apply_overrides', { overrides: { max_connections: 123 } }));
+    ok(await caller.api('restart'));
+    const db = connectSql({ socketPath: `${ta.stateDir}/mysql/run/mysqld.sock`, user: 'os_admin', password: /password = (.*)/.exec(readFileSync(`${ta.stateDir}/mysql/os_admin.cnf`, 'utf8'))![1]! });
+    const [v] = await db.query<{ Value: string }>("SHOW GLOBAL VARIABLES LIKE 'max_connections'");
+    await db.end();
+    expect(v!.Value).toBe('123');
+    expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
+  });
+
+  it('reports shutdown after stop_db and healthy after start_db_with_conf_changes', async () => {
+    const from = conductor.received.length;
+    ok(await caller.api('stop_db'));
+    await conductor.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'shutdown', 30_000, from);
+    ok(await caller.api('start_db_with_conf_changes', { config_contents: '[mysqld]\nmax_connections = 88\n', ds_version: '10.11' }));
+    await conductor.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'healthy', 30_000, from);
+    expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
+  });
+});
