@@ -62,8 +62,10 @@ export function validateHost(host: unknown, requireValidIp = true): string {
   if (REPR_ESCAPED.test(host) || /['"`\\;\s]/.test(host)) bad();
   if (!requireValidIp) return host;
   const [addr, prefix, ...rest] = host.replace(/%/g, '1').split('/');
-  if (rest.length > 0 || !addr || isIP(addr) === 0) bad();
+  // netaddr.IPNetwork also takes abbreviated IPv4 ('10.1' for 10.1.0.0), so '10.%' is a valid host.
+  const shortV4 = (a: string) => /^\d{1,3}(\.\d{1,3}){0,3}$/.test(a) && a.split('.').every((o) => Number(o) <= 255);
+  if (rest.length > 0 || !addr || (isIP(addr) === 0 && !shortV4(addr))) bad();
   // A prefix length or, as MySQL writes host masks, a dotted netmask.
-  if (prefix !== undefined && isIP(prefix) !== 4 && (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (isIP(addr!) === 4 ? 32 : 128))) bad();
+  if (prefix !== undefined && isIP(prefix) !== 4 && (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (isIP(addr!) === 6 ? 128 : 32))) bad();
   return host;
 }
