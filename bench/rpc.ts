@@ -1,0 +1,188 @@
+/**
+ * RPC benchmark: our agent beside Trove 18's own Python guest agent, in one run.
+ *
+ *   npm run bench:rpc            (as root: the Python agent runs in a private mount namespace)
+ *
+ * Prints, for each agent: the agent process's own CPU seconds per 10,000
+ * rpc_ping calls (from /proc/<pid>/stat, so the caller's cost does not count),
+ * round-trip p50/p99 and calls/s with 1 and with 16 concurrent callers using
+ * our fast caller (src/rpc/client.ts), p50 with Trove's own Python caller,
+ * idle RSS 30 s after launch, and the time from launch to the first answer;
+ * then the ratios against the targets. Not a test: nothing passes or fails.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import amqplib from 'amqplib';
+import { RpcClient } from '../src/rpc/client.ts';
+import { createSecureCodec } from '../src/rpc/secure-codec.ts';
+import { startRabbitNode } from '../test/integration/setup/rabbit.ts';
+import { freePort } from '../test/integration/harness/ports.ts';
+import { PythonCaller } from '../test/integration/harness/python-peer.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const KEY = 'bench-instance-key';
+const PINGS = Number(process.env['BENCH_PINGS'] ?? 10_000);
+const CLK_TCK = 100;
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime
+}
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+
+interface Result {
+  name: string;
+  firstAnswerMs: number;
+  cpuPer10k: number;
+  p50: number;
+  p99: number;
+  rps1: number;
+  p50x16: number;
+  p99x16: number;
+  rps16: number;
+  pyP50: number;
+  idleRss: number;
+}
+
+async function firstAnswer(client: RpcClient, topic: string, launched: number): Promise<number> {
+  for (;;) {
+    try {
+      await client.call(topic, 'rpc_ping', {}, { timeoutMs: 200 });
+      return performance.now() - launched;
+    } catch {
+      if (performance.now() - launched > 120_000) throw new Error(`${topic}: no answer within 120 s`);
+    }
+  }
+}
+
+async function measure(name: string, pid: number, topic: string, client: RpcClient, url: string, guestId: string, launched: number): Promise<Result> {
+  const firstAnswerMs = await firstAnswer(client, topic, launched);
+  for (let i = 0; i < 200; i++) await client.call(topic, 'rpc_ping', {}, { timeoutMs: 5000 }); // warm-up
+  const cpu0 = cpuSeconds(pid);
+  const lat: number[] = [];
+  let t = performance.now();
+  for (let i = 0; i < PINGS; i++) {
+    const s = performance.now();
+    await client.call(topic, 'rpc_ping', {}, { timeoutMs: 5000 });
+    lat.push(performance.now() - s);
+  }
+  const rps1 = PINGS / ((performance.now() - t) / 1000);
+  const cpuPer10k = ((cpuSeconds(pid) - cpu0) * 10_000) / PINGS;
+  const lat16: number[] = [];
+  const perWorker = Math.ceil(PINGS / 16);
+  t = performance.now();
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      for (let i = 0; i < perWorker; i++) {
+        const s = performance.now();
+        await client.call(topic, 'rpc_ping', {}, { timeoutMs: 10_000 });
+        lat16.push(performance.now() - s);
+      }
+    }),
+  );
+  const rps16 = lat16.length / ((performance.now() - t) / 1000);
+  const py = await PythonCaller.start({ url, guestId, key: KEY });
+  const pyLat: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const s = performance.now();
+    await py.raw('rpc_ping', {}, { timeout: 5 });
+    pyLat.push(performance.now() - s);
+  }
+  await py.close();
+  const wait = 30_000 - (performance.now() - launched);
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  return { name, firstAnswerMs, cpuPer10k, p50: pct(lat, 50), p99: pct(lat, 99), rps1, p50x16: pct(lat16, 50), p99x16: pct(lat16, 99), rps16, pyP50: pct(pyLat, 50), idleRss: rssMiB(pid) };
+}
+
+function confFiles(dir: string, guestId: string, transportUrl: string, extra = ''): string[] {
+  const info = join(dir, 'guest_info.conf');
+  const conf = join(dir, 'trove-guestagent.conf');
+  writeFileSync(info, `[DEFAULT]\nguest_id = ${guestId}\ndatastore_manager = mysql\ndatastore_version = 10.11\ninstance_rpc_encr_key = ${KEY}\n`);
+  writeFileSync(conf, `[DEFAULT]\ntransport_url = ${transportUrl}\ncontrol_exchange = trove\n${extra}`);
+  return [info, conf];
+}
+
+async function main(): Promise<void> {
+  const { info: rabbit, stop: stopRabbit } = await startRabbitNode();
+  const transport = rabbit.url.replace(/^amqp:/, 'rabbit:');
+  const docker = createServer((req, res) => {
+    if (req.url?.endsWith('/version')) {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ ApiVersion: '1.41', Version: '20.10.24', MinAPIVersion: '1.12', Os: 'linux', Arch: 'amd64' }));
+    } else {
+      res.statusCode = 404;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ message: 'No such container: database' }));
+    }
+  });
+  const dockerPort = await freePort();
+  await new Promise<void>((r) => docker.listen(dockerPort, '127.0.0.1', r));
+  const model = await amqplib.connect(rabbit.url, { noDelay: true });
+  const client = new RpcClient(model, 'trove', createSecureCodec(KEY));
+  await client.open();
+  const children: ChildProcess[] = [];
+  const results: Result[] = [];
+  try {
+    // Our agent.
+    const ours = mkdtempSync(join(tmpdir(), 'bench-ours-'));
+    const oursId = 'bench-ours';
+    const oursFiles = confFiles(ours, oursId, transport);
+    let launched = performance.now();
+    const a = spawn(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'bin/guestagent.js'), ...oursFiles.flatMap((f) => ['--config-file', f]), '--state-dir', join(ours, 'state'), '--runner', 'process', '--log-level', 'warn'], { stdio: 'ignore' });
+    children.push(a);
+    results.push(await measure('guestagent (TypeScript)', a.pid!, `guestagent.${oursId}`, client, rabbit.url, oursId, launched));
+
+    // Trove's Python agent, in a private mount namespace.
+    const py = mkdtempSync(join(tmpdir(), 'bench-py-'));
+    const pyId = 'bench-python';
+    const pyFiles = confFiles(py, pyId, transport, '[mysql]\ndevice_path = proc\nmount_point = /var/lib/mysql\n');
+    const setup = ['/etc/mysql', '/var/lib/mysql', '/var/run/mysqld', '/opt'].map((d) => `mount -t tmpfs none ${d}`).join(' && ');
+    launched = performance.now();
+    const p = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `${setup} && mkdir -p /opt/trove-guestagent && exec /usr/bin/python3 "$0" "$@"`, join(ROOT, 'bench/py-agent.py'), ...pyFiles.flatMap((f) => ['--config-file', f])], {
+      stdio: 'ignore',
+      env: { ...process.env, DOCKER_HOST: `tcp://127.0.0.1:${dockerPort}` },
+    });
+    children.push(p);
+    results.push(await measure('trove-guestagent 18 (Python)', p.pid!, `guestagent.${pyId}`, client, rabbit.url, pyId, launched));
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await client.close();
+    await model.close();
+    docker.close();
+    await stopRabbit();
+  }
+  const [o, p] = results as [Result, Result];
+  const rows: Array<[string, (r: Result) => string]> = [
+    ['first answer after launch (ms)', (r) => r.firstAnswerMs.toFixed(0)],
+    [`agent CPU s per 10,000 rpc_ping`, (r) => r.cpuPer10k.toFixed(2)],
+    ['round trip p50 / p99, 1 caller (ms)', (r) => `${r.p50.toFixed(2)} / ${r.p99.toFixed(2)}`],
+    ['calls/s, 1 caller', (r) => r.rps1.toFixed(0)],
+    ['round trip p50 / p99, 16 callers (ms)', (r) => `${r.p50x16.toFixed(2)} / ${r.p99x16.toFixed(2)}`],
+    ['calls/s, 16 callers', (r) => r.rps16.toFixed(0)],
+    ["p50 with Trove's Python caller (ms)", (r) => r.pyP50.toFixed(2)],
+    ['idle RSS 30 s after launch (MiB)', (r) => r.idleRss.toFixed(1)],
+  ];
+  const w = Math.max(...rows.map((r) => r[0].length));
+  console.log(`\n${''.padEnd(w)}  ${o.name.padEnd(26)}  ${p.name}`);
+  for (const [label, f] of rows) console.log(`${label.padEnd(w)}  ${f(o).padEnd(26)}  ${f(p)}`);
+  console.log('\nratios (ours / Python) and targets:');
+  console.log(`  CPU per call     ${(o.cpuPer10k / p.cpuPer10k).toFixed(3)}   target <= 0.2`);
+  console.log(`  idle RSS         ${(o.idleRss / p.idleRss).toFixed(3)}   target <= 0.5`);
+  console.log(`  first answer     ${(o.firstAnswerMs / 1000).toFixed(3)} s vs ${(p.firstAnswerMs / 1000).toFixed(3)} s   target <= 0.3 s`);
+  console.log(`  calls/s, 16      ${(o.rps16 / p.rps16).toFixed(2)}x`);
+  if (process.argv.includes('--json')) console.log(JSON.stringify(results));
+}
+
+await main();
