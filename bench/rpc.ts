@@ -1,7 +1,8 @@
 /**
  * RPC benchmark: our agent beside Trove 18's own Python guest agent, in one run.
  *
- *   npm run bench:rpc            (as root: the Python agent runs in a private mount namespace)
+ *   npm run bench:rpc   (as root: the Python agent runs in a private mount namespace;
+ *                        builds dist/ first: the agent is measured as it ships, in JavaScript)
  *
  * Prints, for each agent: the agent process's own CPU seconds per 10,000
  * rpc_ping calls (from /proc/<pid>/stat, so the caller's cost does not count),
@@ -59,7 +60,8 @@ interface Result {
 async function firstAnswer(client: RpcClient, topic: string, launched: number): Promise<number> {
   for (;;) {
     try {
-      await client.call(topic, 'rpc_ping', {}, { timeoutMs: 200 });
+      // A ping sent before the agent's queue exists is dropped: retry fast.
+      await client.call(topic, 'rpc_ping', {}, { timeoutMs: 25 });
       return performance.now() - launched;
     } catch {
       if (performance.now() - launched > 120_000) throw new Error(`${topic}: no answer within 120 s`);
@@ -140,7 +142,11 @@ async function main(): Promise<void> {
     const oursId = 'bench-ours';
     const oursFiles = confFiles(ours, oursId, transport);
     let launched = performance.now();
-    const a = spawn(join(ROOT, 'node_modules/.bin/node'), [join(ROOT, 'bin/guestagent.js'), ...oursFiles.flatMap((f) => ['--config-file', f]), '--state-dir', join(ours, 'state'), '--runner', 'process', '--log-level', 'warn'], { stdio: 'ignore' });
+    // Launched as it ships: the built launcher, with its V8 flags, on Node 24 from node_modules.
+    const a = spawn(join(ROOT, 'dist/bin/guestagent.js'), [...oursFiles.flatMap((f) => ['--config-file', f]), '--state-dir', join(ours, 'state'), '--runner', 'process', '--log-level', 'warn'], {
+      stdio: 'ignore',
+      env: { ...process.env, PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env['PATH'] ?? ''}` },
+    });
     children.push(a);
     results.push(await measure('guestagent (TypeScript)', a.pid!, `guestagent.${oursId}`, client, rabbit.url, oursId, launched));
 

@@ -92,8 +92,20 @@ export class Dispatcher {
     for (const [name, value] of Object.entries(req.args)) args[name] = codec.arg(name, value);
     checkSignature(req.method, spec, args);
     const requestId = typeof request['request_id'] === 'string' ? request['request_id'] : undefined;
-    const log = this.#o.log.child({ method: req.method, msg_id: req.msgId ?? undefined, request_id: requestId });
-    const result = await spec.handler(args, { method: req.method, request, log, signal });
+    // The per-call child logger is made on first use: pino children with
+    // redaction are costly, and most calls (rpc_ping) never log.
+    const parent = this.#o.log;
+    let log: Logger | null = null;
+    const ctx: CallContext = {
+      method: req.method,
+      request,
+      signal,
+      get log() {
+        log ??= parent.child({ method: req.method, msg_id: req.msgId ?? undefined, request_id: requestId });
+        return log;
+      },
+    };
+    const result = await spec.handler(args, ctx);
     return codec.result(result === undefined ? null : result);
   }
 }

@@ -76,19 +76,20 @@ export function parseRequest(body: Buffer | string): IncomingRequest {
   };
 }
 
-/** The one reply message for a call (or a call-monitor heartbeat with ending=false). */
+/** The one reply message for a call (or a call-monitor heartbeat with ending=false), and its `_unique_id`. */
 export function buildReply(
   msgId: string,
   reply: { result?: unknown; failure?: string | null; ending?: boolean },
-): Buffer {
+): { body: Buffer; uniqueId: string } {
+  const uniqueId = uuidHex();
   const msg = {
     result: reply.result ?? null,
     failure: reply.failure ?? null,
     ending: reply.ending ?? true,
     _msg_id: msgId,
-    _unique_id: uuidHex(),
+    _unique_id: uniqueId,
   };
-  return wrap(msg);
+  return { body: wrap(msg), uniqueId };
 }
 
 /** A cast: method, args, version, flattened context, unique id. */

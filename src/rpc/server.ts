@@ -163,7 +163,7 @@ export class RpcServer {
     reply: { result: unknown; failure: string | null; ending: boolean },
     retryMissingQueue: boolean,
   ): Promise<void> {
-    const body = buildReply(msgId, reply);
+    const { body, uniqueId } = buildReply(msgId, reply);
     const deadline = Date.now() + (this.#o.replyRetryMs ?? 60_000);
     const ch = await this.#publishChannel(deadline);
     if (!ch) {
@@ -171,7 +171,6 @@ export class RpcServer {
       return;
     }
     if (retryMissingQueue) {
-      const uniqueId = (JSON.parse(JSON.parse(body.toString('utf8'))['oslo.message']) as { _unique_id: string })._unique_id;
       this.#pending.set(uniqueId, { replyQ, body, deadline, msgId });
       // A return comes back before the broker's confirmation of later traffic; 5 s is generous.
       setTimeout(() => this.#pending.delete(uniqueId), 5_000).unref();
