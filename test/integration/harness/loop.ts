@@ -38,7 +38,7 @@ export async function attachLoop(sizeBytes: number): Promise<LoopDevice> {
     dir,
     async resize(bytes) {
       await truncate(image, bytes);
-      await exec('losetup', ['-c', '--', device]);
+      await exec('losetup', ['-c', device]);
     },
     async detach() {
       if (detached) return;
@@ -48,7 +48,7 @@ export async function attachLoop(sizeBytes: number): Promise<LoopDevice> {
       for (const t of mi.stdout.split('\n').map((s) => s.trim()).filter(Boolean).reverse()) {
         await exec('umount', ['--', t], { okExitCodes: [0, 32] });
       }
-      await exec('losetup', ['-d', '--', device], { okExitCodes: [0, 1] });
+      await exec('losetup', ['-d', device], { okExitCodes: [0, 1] });
       await rm(dir, { recursive: true, force: true });
     },
   };
