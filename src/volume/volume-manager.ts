@@ -3,7 +3,7 @@
  * VolumeMountPoint): format, mount (+fstab), unmount, migrate data, resize, stats.
  * Every program runs through the injected Exec with an argv array.
  */
-import { mkdir, readFile, stat, statfs, writeFile, rename, rmdir, mkdtemp } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, statfs, writeFile, rename, rmdir, mkdtemp } from 'node:fs/promises';
 import { dirname, join, isAbsolute } from 'node:path';
 import { BadRequestError, GuestError, UnprocessableError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -68,6 +68,8 @@ export interface VolumeManager {
   migrateData(sourceDir: string, device: string, opts?: { targetSubdir?: string; fsType?: FsType; signal?: AbortSignal }): Promise<void>;
   resizeFs(device: string, mountPoint: string, opts?: ResizeOptions): Promise<void>;
   getFilesystemStats(path: string): Promise<FilesystemStats>;
+  /** blockdev --setra (Trove: set_readahead_size); `sectors` in 512-byte sectors. */
+  setReadaheadSize(device: string, sectors: number, signal?: AbortSignal): Promise<void>;
 }
 
 export interface VolumeManagerDeps {
@@ -153,6 +155,7 @@ export function createVolumeManager(deps: VolumeManagerDeps): VolumeManager {
     // Write beside the target and rename: a crash never leaves a half-written fstab.
     const tmp = join(dirname(fstabPath), `.fstab.${process.pid}.tmp`);
     await writeFile(tmp, content, { mode: 0o644 });
+    await chmod(tmp, 0o644); // umask must not change fstab's mode (Trove: install -m 644)
     await rename(tmp, fstabPath);
   }
 
@@ -254,11 +257,16 @@ export function createVolumeManager(deps: VolumeManagerDeps): VolumeManager {
         return;
       }
       if (wasMounted) await unmount(mp, { signal });
-      // e2fsck -p exit 1 means "errors corrected": fine to go on.
-      await exec('e2fsck', ['-f', '-p', '--', device], { signal, okExitCodes: [0, 1], log });
-      await exec('resize2fs', ['--', device], { signal, log });
-      if (wasMounted) {
-        await mount(device, mp, { fsType: fsType as FsType, options: opts.mountOptions, writeFstab: false, signal });
+      try {
+        // e2fsck -p exit 1 means "errors corrected": fine to go on.
+        await exec('e2fsck', ['-f', '-p', '--', device], { signal, okExitCodes: [0, 1], log });
+        await exec('resize2fs', ['--', device], { signal, log });
+      } finally {
+        // Remount even when the resize failed: the database must find its data dir again.
+        // No signal here: an abort must not leave the volume unmounted.
+        if (wasMounted) {
+          await mount(device, mp, { fsType: fsType as FsType, options: opts.mountOptions, writeFstab: false });
+        }
       }
     } catch (err) {
       if (err instanceof GuestError) throw err;
@@ -275,8 +283,19 @@ export function createVolumeManager(deps: VolumeManagerDeps): VolumeManager {
     }
   }
 
+  async function setReadaheadSize(device: string, sectors: number, signal?: AbortSignal): Promise<void> {
+    await checkDevice(device);
+    if (!Number.isSafeInteger(sectors) || sectors < 0) throw new BadRequestError('Invalid readahead size.');
+    try {
+      await exec('blockdev', ['--setra', String(sectors), device], { signal, log });
+    } catch (err) {
+      throw new GuestError(`Error setting readahead size to ${sectors} for device ${device}.`, { cause: err });
+    }
+  }
+
   return {
     detectFsType,
+    setReadaheadSize,
     isFormatted: async (d, s) => (await detectFsType(d, s)) !== null,
     format,
     ensureFormatted: async (d, o) => {

@@ -107,6 +107,13 @@ describe('volume manager on loop devices', () => {
     expect(await readFile(fstab, 'utf8')).toBe('# test fstab\n');
   });
 
+  it('setReadaheadSize sets the device readahead', async () => {
+    const l = await loop(64 * MiB);
+    await vm.setReadaheadSize(l.device, 512);
+    expect((await exec('blockdev', ['--getra', l.device])).stdout.trim()).toBe('512');
+    await expect(vm.setReadaheadSize(l.device, -1)).rejects.toThrow(/Invalid readahead/);
+  });
+
   it('rejects bad paths and non-block devices', async () => {
     await expect(vm.isFormatted('relative/dev')).rejects.toThrow(/absolute/);
     await expect(vm.isMounted('/mnt/a\nb')).rejects.toThrow(/control/);
