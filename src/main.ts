@@ -16,7 +16,9 @@ import { buildMethodTable, GUEST_API_VERSION } from './handlers/table.ts';
 import { StatusReporter } from './heartbeat.ts';
 import { createLogger, type Logger } from './log.ts';
 import { PrepareMarkers } from './markers.ts';
-import { PrepareService } from './prepare.ts';
+import { PrepareService, type VolumePreparer } from './prepare.ts';
+import { exec } from './process/exec.ts';
+import { createVolumeManager } from './volume/volume-manager.ts';
 import { BrokerConnection } from './rpc/connection.ts';
 import { ConductorClient } from './rpc/conductor.ts';
 import { Dispatcher } from './rpc/dispatcher.ts';
@@ -133,12 +135,25 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
     reportIntervalMs: c.reportIntervalSec * 1000,
     log: log.child({ component: 'heartbeat' }),
   });
-  const prepare = new PrepareService({ datastore, markers, reporter, volumes: null });
+  const volumes = createVolumeManager({ exec, log: log.child({ component: 'volume' }) });
+  // Only a real guest's prepare formats and mounts its data volume; a local
+  // run's process runner never touches block devices on its own.
+  const preparer: VolumePreparer | null =
+    s.runner === 'systemd'
+      ? {
+          async prepareVolume(device, mountPoint, ctx) {
+            await volumes.ensureFormatted(device, { signal: ctx.signal });
+            await volumes.mount(device, mountPoint, { writeFstab: true, signal: ctx.signal });
+          },
+        }
+      : null;
+  const prepare = new PrepareService({ datastore, markers, reporter, volumes: preparer });
   const methods = buildMethodTable({
     datastore,
     prepare,
     guestId: c.guestId,
     filesystemStats,
+    volumes,
     reporter: {
       reportRoot: () => conductor.reportRoot(),
       notifyEnd: (n, a) => conductor.notifyEnd(n, a),

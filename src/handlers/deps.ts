@@ -17,11 +17,14 @@ export interface PrepareRunner {
 }
 
 import type { FilesystemStats } from '../volume/stats.ts';
+import type { VolumeManager } from '../volume/volume-manager.ts';
 
 export interface HandlerDeps {
   datastore: Datastore;
   reporter: Reporter;
   prepare: PrepareRunner;
   filesystemStats(path: string): Promise<FilesystemStats>;
+  /** Block devices and filesystems (null: mount_volume and friends answer not supported). */
+  volumes?: VolumeManager | null;
   guestId: string;
 }

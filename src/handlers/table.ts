@@ -12,6 +12,7 @@ import type { HandlerDeps } from './deps.ts';
 import { lifecycleMethods } from './lifecycle.ts';
 import { rootMethods } from './root.ts';
 import { statusMethods } from './status.ts';
+import { volumeMethods } from './volume.ts';
 
 /** The newest guest API version whose methods are all routed. */
 export const GUEST_API_VERSION = '1.3';
@@ -65,7 +66,7 @@ export function buildMethodTable(d: HandlerDeps, extra: Record<string, MethodSpe
       },
     });
   }
-  const areas = [statusMethods(d), adminMethods(d), rootMethods(d), lifecycleMethods(d), extra];
+  const areas = [statusMethods(d), adminMethods(d), rootMethods(d), lifecycleMethods(d), volumeMethods(d), extra];
   for (const area of areas) for (const [name, spec] of Object.entries(area)) table.set(name, spec);
   return table;
 }
