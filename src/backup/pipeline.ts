@@ -166,8 +166,12 @@ async function cleanup(swift: SwiftClient, container: string, names: readonly st
 export interface RestoreRequest {
   /** `<storage url>/<container>/<object>` as returned by runBackup / stored by Trove. */
   location: string;
-  /** The backup's recorded checksum, compared with the GET ETag before any byte is passed on. */
-  checksum: string;
+  /**
+   * The backup's recorded checksum, compared with the GET ETag (quotes
+   * stripped) before any byte is passed on. Empty or undefined skips the
+   * check, as Trove does for backups without a recorded checksum.
+   */
+  checksum: string | undefined;
   swift: SwiftClient;
   /** The restore tool; reads the uncompressed stream on stdin. */
   consumer: ChildSpec;
@@ -196,7 +200,8 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
   const { log } = req;
   const ac = linked(req.signal);
   const got = await req.swift.get(container, name, { signal: ac.signal });
-  if (got.etag !== req.checksum) {
+  if (!req.checksum) log.warn({ object: `${container}/${name}` }, 'restoring without a checksum to verify');
+  else if (got.etag !== req.checksum) {
     got.body.destroy();
     throw new ChecksumMismatchError(`backup ${container}/${name}`, req.checksum, got.etag);
   }
