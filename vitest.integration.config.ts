@@ -6,7 +6,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/integration/**/*.test.ts'],
-    globalSetup: ['test/integration/global-setup.ts', 'test/integration/setup/rabbit.ts'],
+    globalSetup: ['test/integration/global-setup.ts', 'test/integration/setup/rabbit.ts', 'test/integration/setup/swift.ts'],
     testTimeout: 120_000,
     hookTimeout: 180_000,
     fileParallelism: true,

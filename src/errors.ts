@@ -165,3 +165,35 @@ export class UndecryptableError extends AgentError {
   override readonly troveClass = 'ValueError';
   override readonly troveModule = 'builtins';
 }
+
+export interface SwiftErrorDetails {
+  method: string;
+  /** Container/object path (never the token, never the storage URL's query). */
+  path: string;
+  /** HTTP status, absent when the request never got an answer. */
+  status?: number | undefined;
+}
+
+/** A Swift request failed (HTTP status or transport). 5xx and transport errors are retryable. */
+export class SwiftError extends AgentError {
+  override readonly code = 'SWIFT_ERROR';
+  override readonly troveClass = 'GuestError';
+  readonly details: SwiftErrorDetails;
+  constructor(message: string, details: SwiftErrorDetails, options?: AgentErrorOptions) {
+    super(message, { retryable: details.status === undefined || details.status >= 500, ...options });
+    this.details = details;
+  }
+}
+
+/** Stored data does not match its checksum (segment md5 vs ETag, or a backup's recorded checksum). */
+export class ChecksumMismatchError extends AgentError {
+  override readonly code = 'CHECKSUM_MISMATCH';
+  override readonly troveClass = 'GuestError';
+  readonly expected: string;
+  readonly actual: string;
+  constructor(what: string, expected: string, actual: string) {
+    super(`${what}: checksum mismatch (expected ${expected}, got ${actual})`);
+    this.expected = expected;
+    this.actual = actual;
+  }
+}

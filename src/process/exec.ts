@@ -133,7 +133,11 @@ export function spawnStreaming(
     maxBuffer: { stderr: 1024 * 1024 },
   });
   const done = child.then((r) => {
-    if (r.isCanceled || (opts.signal?.aborted ?? false)) throw new AbortedError(`aborted: ${command}`);
+    // Only a child we actually killed counts as aborted: one that failed on its
+    // own keeps its ProcessError even if the caller aborted in reaction to it.
+    if (r.isCanceled || ((opts.signal?.aborted ?? false) && r.exitCode === undefined && !r.signal)) {
+      throw new AbortedError(`aborted: ${command}`);
+    }
     if (r.failed || r.exitCode !== 0) {
       const stderr = r.stderr instanceof Uint8Array ? Buffer.from(r.stderr).toString('utf8') : String(r.stderr ?? '');
       throw processError(command, r.exitCode, r.signal, stderr, r.timedOut, r.cause);

@@ -1,0 +1,247 @@
+/**
+ * Streaming backup to Swift and restore from it, as one `stream.pipeline`
+ * each: producer stdout → gzip → segmenter (one PUT per segment) → manifest,
+ * and GET → gunzip → consumer stdin. Objects, segments, manifests, checksums
+ * and metadata headers are those Trove's backup tool writes and reads
+ * (backup/storage/swift.py), so either side can restore the other's backups.
+ * A failure or abort anywhere destroys every stage, kills the child and leaves
+ * no manifest behind; the child's exit status decides success, not its output.
+ */
+import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import { AbortedError, BadRequestError, ChecksumMismatchError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { spawnStreaming } from '../process/exec.ts';
+import { Segmenter } from './segmenter.ts';
+import type { SwiftClient } from './swift-client.ts';
+
+export interface ChildSpec {
+  file: string;
+  /** argv, never secrets (pass those through env or files). */
+  args: readonly string[];
+  env?: Record<string, string | undefined> | undefined;
+  cwd?: string | undefined;
+}
+
+export interface BackupRequest {
+  /** The backup tool; its stdout is the backup stream. */
+  producer: ChildSpec;
+  swift: SwiftClient;
+  /** Trove's default is `database_backups`. */
+  container: string;
+  backupId: string;
+  /** Becomes `X-Object-Meta-<key with '_' → '-'>` (e.g. datastore, datastore_version, lsn). */
+  metadata: Record<string, string>;
+  /** Bytes per segment. Default 2 GiB (Trove's). */
+  segmentMaxSize?: number | undefined;
+  /** Manifest suffix after `<backupId>.`: 'xbstream.gz' (default) or 'tar.gz'. */
+  extension?: string | undefined;
+  /** gzip the producer's output (default true; false for tools that compress themselves, e.g. pg_basebackup -z). */
+  compress?: boolean | undefined;
+  signal?: AbortSignal | undefined;
+  log: Logger;
+}
+
+export interface BackupResult {
+  /** `<storage url>/<container>/<manifest>`, as Trove stores it. */
+  location: string;
+  /** Plain object: its md5; SLO: md5 of the concatenated segment md5s (the SLO ETag). */
+  checksum: string;
+  /** Stored (compressed) bytes. */
+  size: number;
+  segments: number;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;
+const META_KEY = /^[A-Za-z0-9_-]{1,100}$/;
+
+export function metadataHeaders(metadata: Record<string, string>): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (const [k, v] of Object.entries(metadata)) {
+    if (!META_KEY.test(k)) throw new BadRequestError(`invalid backup metadata key ${JSON.stringify(k)}`);
+    if (/[\r\n\0]/.test(v)) throw new BadRequestError(`invalid value for backup metadata key ${k}`);
+    h[`X-Object-Meta-${k.replaceAll('_', '-')}`] = v;
+  }
+  return h;
+}
+
+function checkName(what: string, v: string): void {
+  if (!NAME.test(v)) throw new BadRequestError(`invalid ${what} ${JSON.stringify(v)}`);
+}
+
+/** An AbortController following `outer`, so a failing stage can stop the rest too. */
+function linked(outer: AbortSignal | undefined): AbortController {
+  const ac = new AbortController();
+  if (outer?.aborted) ac.abort(outer.reason);
+  else outer?.addEventListener('abort', () => ac.abort(outer.reason), { once: true });
+  return ac;
+}
+
+export async function runBackup(req: BackupRequest): Promise<BackupResult> {
+  checkName('container', req.container);
+  checkName('backup id', req.backupId);
+  const extension = req.extension ?? 'xbstream.gz';
+  const manifest = `${req.backupId}.${extension}`;
+  checkName('object name', manifest);
+  const headers = metadataHeaders(req.metadata);
+  const { swift, container, log } = req;
+  if (req.signal?.aborted) throw new AbortedError('backup aborted before start');
+
+  await swift.putContainer(container, { signal: req.signal });
+  const ac = linked(req.signal);
+  const segmenter = new Segmenter({ client: swift, container, prefix: req.backupId, segmentMaxSize: req.segmentMaxSize, signal: ac.signal });
+  segmenter.on('error', () => {}); // reported through pipeline()
+  const { child, done, command } = spawnStreaming(req.producer.file, req.producer.args, {
+    signal: ac.signal,
+    env: req.producer.env,
+    cwd: req.producer.cwd,
+    killGraceMs: 2000,
+    log,
+  });
+  log.info({ container, manifest, command }, 'backup started');
+  const stdout = child.stdout;
+  if (!stdout) throw new Error('producer has no stdout');
+  try {
+    const stages = req.compress === false ? [stdout, segmenter] as const : [stdout, createGzip(), segmenter] as const;
+    // Either side failing stops the other: a dead child ends the stream, a
+    // failed upload must kill the child.
+    const flowing = pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], { signal: ac.signal });
+    const exited = done;
+    await Promise.all([
+      flowing.catch((e: unknown) => {
+        ac.abort();
+        throw e;
+      }),
+      exited.catch((e: unknown) => {
+        ac.abort();
+        throw e;
+      }),
+    ]);
+  } catch (e) {
+    // Wait until the child is really gone (SIGKILL after the grace period) before reporting.
+    const childErr = await done.then(() => undefined, (ce: unknown) => ce);
+    await cleanup(swift, container, segmenter.started, log);
+    if (req.signal?.aborted) throw new AbortedError('backup aborted', { cause: e });
+    // Prefer the child's own failure: the stream errors it causes are secondary.
+    throw childErr instanceof Error && !(childErr instanceof AbortedError) ? childErr : e;
+  }
+
+  const segs = segmenter.segments;
+  let checksum: string;
+  try {
+    if (segs.length === 1) {
+      const only = segs[0]!;
+      await swift.copyObject(container, manifest, { container, name: only.name }, { headers, signal: req.signal });
+      await swift.delete(container, only.name, { ignoreMissing: true, signal: req.signal });
+      checksum = only.etag;
+    } else {
+      await swift.putManifest(container, manifest, segs, { headers, signal: req.signal });
+      checksum = createHash('md5').update(segs.map((s) => s.etag).join('')).digest('hex');
+    }
+    const head = await swift.head(container, manifest, { signal: req.signal });
+    if (head.etag !== checksum) throw new ChecksumMismatchError(`backup ${manifest}`, checksum, head.etag);
+  } catch (e) {
+    // Leave nothing half-made behind: no manifest, no segments.
+    await cleanup(swift, container, [manifest, ...segmenter.started], log);
+    if (req.signal?.aborted) throw new AbortedError('backup aborted', { cause: e });
+    throw e;
+  }
+  const result = { location: `${swift.storageUrl}/${container}/${manifest}`, checksum, size: segmenter.bytes, segments: segs.length };
+  log.info({ location: result.location, checksum, size: result.size, segments: result.segments }, 'backup stored');
+  return result;
+}
+
+async function cleanup(swift: SwiftClient, container: string, names: readonly string[], log: Logger): Promise<void> {
+  for (const name of names) {
+    try {
+      await swift.delete(container, name, { ignoreMissing: true, signal: AbortSignal.timeout(30_000) });
+    } catch (e) {
+      log.warn({ err: e, object: `${container}/${name}` }, 'could not delete leftover backup object');
+    }
+  }
+}
+
+export interface RestoreRequest {
+  /** `<storage url>/<container>/<object>` as returned by runBackup / stored by Trove. */
+  location: string;
+  /**
+   * The backup's recorded checksum, compared with the GET ETag (quotes
+   * stripped) before any byte is passed on. Empty or undefined skips the
+   * check, as Trove does for backups without a recorded checksum.
+   */
+  checksum: string | undefined;
+  swift: SwiftClient;
+  /** The restore tool; reads the uncompressed stream on stdin. */
+  consumer: ChildSpec;
+  /** gunzip before the consumer (default true). */
+  decompress?: boolean | undefined;
+  signal?: AbortSignal | undefined;
+  log: Logger;
+}
+
+export interface RestoreResult {
+  /** Compressed bytes downloaded (Trove's `restore_size`). */
+  size: number;
+}
+
+/** Trove splits the location on '/': the last two parts are the container and the object. */
+export function parseLocation(location: string): { container: string; name: string } {
+  const parts = location.split('/');
+  const name = parts.at(-1) ?? '';
+  const container = parts.at(-2) ?? '';
+  if (!NAME.test(container) || !NAME.test(name) || parts.length < 3) throw new BadRequestError(`invalid backup location ${JSON.stringify(location)}`);
+  return { container, name };
+}
+
+export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
+  const { container, name } = parseLocation(req.location);
+  const { log } = req;
+  const ac = linked(req.signal);
+  const got = await req.swift.get(container, name, { signal: ac.signal });
+  if (!req.checksum) log.warn({ object: `${container}/${name}` }, 'restoring without a checksum to verify');
+  else if (got.etag !== req.checksum) {
+    got.body.destroy();
+    throw new ChecksumMismatchError(`backup ${container}/${name}`, req.checksum, got.etag);
+  }
+  let size = 0;
+  const count = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      size += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const { child, done, command } = spawnStreaming(req.consumer.file, req.consumer.args, {
+    signal: ac.signal,
+    env: req.consumer.env,
+    cwd: req.consumer.cwd,
+    stdin: 'pipe',
+    stdout: 'ignore',
+    killGraceMs: 2000,
+    log,
+  });
+  log.info({ object: `${container}/${name}`, command }, 'restore started');
+  const stdin = child.stdin;
+  if (!stdin) throw new Error('consumer has no stdin');
+  try {
+    const stages = req.decompress === false ? [got.body, count, stdin] : [got.body, count, createGunzip(), stdin];
+    await Promise.all([
+      pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], { signal: ac.signal }).catch((e: unknown) => {
+        ac.abort();
+        throw e;
+      }),
+      done.catch((e: unknown) => {
+        ac.abort();
+        throw e;
+      }),
+    ]);
+  } catch (e) {
+    got.body.destroy();
+    const childErr = await done.then(() => undefined, (ce: unknown) => ce);
+    if (req.signal?.aborted) throw new AbortedError('restore aborted', { cause: e });
+    throw childErr instanceof Error && !(childErr instanceof AbortedError) ? childErr : e;
+  }
+  log.info({ object: `${container}/${name}`, size }, 'restore finished');
+  return { size };
+}

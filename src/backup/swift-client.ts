@@ -1,0 +1,216 @@
+/**
+ * A small OpenStack Swift client over node:http(s), for exactly what backups
+ * need: the guest never authenticates, it gets the storage URL
+ * (`.../v1/AUTH_<project>`) and a token with the request, as Trove's backup
+ * tool does (`swiftclient.Connection(preauthurl=..., preauthtoken=...)`).
+ * Bodies stream both ways; nothing is buffered beyond stream high-water marks.
+ * The token only ever goes into the X-Auth-Token request header: it is not in
+ * errors, logs or URLs.
+ */
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { AbortedError, SwiftError } from '../errors.ts';
+
+export interface SwiftConnection {
+  /** Storage URL, e.g. `https://swift.example:8080/v1/AUTH_<project>` (no trailing slash needed). */
+  storageUrl: string;
+  /** Keystone (or tempauth) token, sent as X-Auth-Token. */
+  token: string;
+  /** HTTP(S) agent to reuse sockets; default: a keep-alive agent per client. */
+  agent?: HttpAgent | undefined;
+  /** Socket idle timeout per request in ms. Default 120000. */
+  idleTimeoutMs?: number | undefined;
+}
+
+/** One SLO manifest entry, in the key order Trove writes them. */
+export interface SloSegment {
+  /** `<container>/<object>`, without a leading slash. */
+  path: string;
+  /** md5 hex of the segment. */
+  etag: string;
+  size_bytes: number;
+}
+
+export interface ObjectInfo {
+  /** ETag with surrounding quotes removed (SLO manifests quote theirs). */
+  etag: string;
+  contentLength: number;
+  /** Response headers, lower-cased names (e.g. `x-object-meta-datastore`). */
+  headers: IncomingHttpHeaders;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal | undefined;
+  /** Extra request headers (e.g. X-Object-Meta-*). */
+  headers?: Record<string, string> | undefined;
+}
+
+/** The Swift operations backups use; tests of upper layers fake only what they call. */
+export interface SwiftClient {
+  readonly storageUrl: string;
+  /** PUT /<container>: 201 created, 202 already there. */
+  putContainer(container: string, opts?: RequestOptions): Promise<void>;
+  /** Streamed PUT (chunked). Resolves with the server's ETag (md5 hex). */
+  putObject(container: string, name: string, body: Readable | Buffer, opts?: RequestOptions): Promise<{ etag: string }>;
+  /** Server-side copy: PUT with X-Copy-From and an empty body. */
+  copyObject(container: string, name: string, from: { container: string; name: string }, opts?: RequestOptions): Promise<{ etag: string }>;
+  /** SLO manifest: PUT ?multipart-manifest=put with Trove's JSON body. Resolves with the SLO ETag (unquoted). */
+  putManifest(container: string, name: string, segments: readonly SloSegment[], opts?: RequestOptions): Promise<{ etag: string }>;
+  head(container: string, name: string, opts?: RequestOptions): Promise<ObjectInfo>;
+  /** Streamed GET; the caller must consume or destroy `body`. */
+  get(container: string, name: string, opts?: RequestOptions): Promise<ObjectInfo & { body: IncomingMessage }>;
+  /** DELETE; `ignoreMissing` turns 404 into success. */
+  delete(container: string, name: string, opts?: RequestOptions & { ignoreMissing?: boolean }): Promise<void>;
+}
+
+/** Trove's `json.dumps` of the manifest list: default separators `", "` and `": "`. */
+export function manifestJson(segments: readonly SloSegment[]): string {
+  return `[${segments
+    .map((s) => `{"path": ${JSON.stringify(s.path)}, "etag": ${JSON.stringify(s.etag)}, "size_bytes": ${s.size_bytes}}`)
+    .join(', ')}]`;
+}
+
+function objectPath(container: string, name?: string): string {
+  const c = encodeURIComponent(container);
+  if (name === undefined) return `/${c}`;
+  // Object names may contain '/', which Swift keeps as part of the name.
+  return `/${c}/${name.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+function unquote(etag: string | undefined): string {
+  return (etag ?? '').replace(/^"|"$/g, '');
+}
+
+export function createSwiftClient(conn: SwiftConnection): SwiftClient {
+  const base = new URL(conn.storageUrl.replace(/\/+$/, ''));
+  const isHttps = base.protocol === 'https:';
+  if (!isHttps && base.protocol !== 'http:') throw new SwiftError(`unsupported storage URL scheme ${base.protocol}`, { method: '-', path: '-' });
+  const agent = conn.agent ?? (isHttps ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true }));
+  const idleTimeoutMs = conn.idleTimeoutMs ?? 120_000;
+
+  interface Call {
+    method: string;
+    path: string;
+    query?: string;
+    headers?: OutgoingHttpHeaders;
+    body?: Readable | Buffer;
+    signal?: AbortSignal | undefined;
+    ok: readonly number[];
+    /** Keep the response body streaming instead of draining it. */
+    stream?: boolean;
+  }
+
+  function call(c: Call): Promise<IncomingMessage> {
+    const what = `${c.method} ${c.path}`;
+    if (c.signal?.aborted) return Promise.reject(new AbortedError(`aborted: Swift ${what}`));
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const headers: OutgoingHttpHeaders = { 'X-Auth-Token': conn.token, ...c.headers };
+      if (c.body === undefined) headers['Content-Length'] = '0';
+      else if (Buffer.isBuffer(c.body)) headers['Content-Length'] = String(c.body.length);
+      else headers['Transfer-Encoding'] = 'chunked';
+      const doRequest = isHttps ? httpsRequest : httpRequest;
+      let settled = false;
+      const fail = (e: Error): void => {
+        if (settled) return;
+        settled = true;
+        reject(e);
+      };
+      const req = doRequest(
+        {
+          protocol: base.protocol,
+          hostname: base.hostname,
+          port: base.port,
+          path: `${base.pathname}${c.path}${c.query ? `?${c.query}` : ''}`,
+          method: c.method,
+          headers,
+          agent,
+          signal: c.signal,
+          timeout: idleTimeoutMs,
+        },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          if (c.ok.includes(status)) {
+            if (!c.stream) res.resume();
+            settled = true;
+            resolve(res);
+            return;
+          }
+          // Keep a short error body for the message (Swift's bodies are short text like "Etag Mismatch").
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => {
+            if (text.length < 500) text += d;
+          });
+          res.on('end', () => fail(new SwiftError(`Swift ${what} answered ${status}${text.trim() ? `: ${text.trim().slice(0, 300)}` : ''}`, { method: c.method, path: c.path, status })));
+          res.on('error', (e) => fail(new SwiftError(`Swift ${what} answered ${status}`, { method: c.method, path: c.path, status }, { cause: e })));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no activity for ${idleTimeoutMs} ms`)));
+      req.on('error', (e) => {
+        if (c.signal?.aborted) fail(new AbortedError(`aborted: Swift ${what}`, { cause: e }));
+        else fail(new SwiftError(`Swift ${what} failed: ${e.message}`, { method: c.method, path: c.path }, { cause: e }));
+      });
+      if (c.body === undefined) req.end();
+      else if (Buffer.isBuffer(c.body)) req.end(c.body);
+      else {
+        // A failing body (upstream error, abort) must abort the request so
+        // Swift never commits a truncated object.
+        pipeline(c.body, req).catch((e: unknown) => {
+          req.destroy(e instanceof Error ? e : new Error(String(e)));
+          fail(c.signal?.aborted ? new AbortedError(`aborted: Swift ${what}`) : new SwiftError(`Swift ${what}: body failed: ${(e as Error).message}`, { method: c.method, path: c.path }, { cause: e }));
+        });
+      }
+    });
+  }
+
+  const info = (res: IncomingMessage): ObjectInfo => ({
+    etag: unquote(res.headers.etag),
+    contentLength: Number(res.headers['content-length'] ?? 0),
+    headers: res.headers,
+  });
+
+  return {
+    storageUrl: base.toString().replace(/\/+$/, ''),
+    async putContainer(container, opts = {}) {
+      await call({ method: 'PUT', path: objectPath(container), headers: opts.headers, signal: opts.signal, ok: [201, 202] });
+    },
+    async putObject(container, name, body, opts = {}) {
+      const res = await call({ method: 'PUT', path: objectPath(container, name), headers: opts.headers, body, signal: opts.signal, ok: [201] });
+      return { etag: unquote(res.headers.etag) };
+    },
+    async copyObject(container, name, from, opts = {}) {
+      const res = await call({
+        method: 'PUT',
+        path: objectPath(container, name),
+        headers: { ...opts.headers, 'X-Copy-From': objectPath(from.container, from.name).slice(1) },
+        signal: opts.signal,
+        ok: [201],
+      });
+      return { etag: unquote(res.headers.etag) };
+    },
+    async putManifest(container, name, segments, opts = {}) {
+      const res = await call({
+        method: 'PUT',
+        path: objectPath(container, name),
+        query: 'multipart-manifest=put',
+        headers: { ...opts.headers, 'Content-Type': 'application/json' },
+        body: Buffer.from(manifestJson(segments)),
+        signal: opts.signal,
+        ok: [201],
+      });
+      return { etag: unquote(res.headers.etag) };
+    },
+    async head(container, name, opts = {}) {
+      return info(await call({ method: 'HEAD', path: objectPath(container, name), headers: opts.headers, signal: opts.signal, ok: [200, 204] }));
+    },
+    async get(container, name, opts = {}) {
+      const res = await call({ method: 'GET', path: objectPath(container, name), headers: opts.headers, signal: opts.signal, ok: [200], stream: true });
+      return { ...info(res), body: res };
+    },
+    async delete(container, name, opts = {}) {
+      await call({ method: 'DELETE', path: objectPath(container, name), headers: opts.headers, signal: opts.signal, ok: opts.ignoreMissing ? [200, 204, 404] : [200, 204] });
+    },
+  };
+}

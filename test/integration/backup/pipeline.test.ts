@@ -1,0 +1,176 @@
+/**
+ * The backup pipeline against a real Swift (test/integration/setup/swift.ts),
+ * with fixture scripts as backup/restore tools, and Trove's own upload format
+ * (plain gzip stream + PUT) as the interop peer.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { pino } from 'pino';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { runBackup, runRestore } from '../../../src/backup/pipeline.ts';
+import { createSwiftClient } from '../../../src/backup/swift-client.ts';
+import { AbortedError, ChecksumMismatchError, ProcessError } from '../../../src/errors.ts';
+import { expectedSha256 } from '../../fixtures/backup/expected.ts';
+
+const FIX = join(import.meta.dirname, '../../fixtures/backup');
+const node = process.execPath;
+const MiB = 1024 * 1024;
+const swiftInfo = inject('swift');
+const swift = createSwiftClient({ storageUrl: swiftInfo.storageUrl, token: swiftInfo.token });
+const log = pino({ level: 'silent' });
+const container = `backups_${randomUUID().slice(0, 8)}`;
+const tmp = mkdtempSync(join(tmpdir(), 'ga-bak-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const producer = (bytes: number, seed: string, env?: Record<string, string>) => ({ file: node, args: [join(FIX, 'produce.mjs'), String(bytes), seed], env });
+const consumer = (sha: string) => ({ file: node, args: [join(FIX, 'consume.mjs'), sha] });
+const meta = { datastore: 'mariadb', datastore_version: '10.11', lsn: '123456' };
+
+async function listing(): Promise<string[]> {
+  const res = await fetch(`${swiftInfo.storageUrl}/${container}?format=json`, { headers: { 'X-Auth-Token': swiftInfo.token } });
+  if (res.status === 204) return [];
+  return ((await res.json()) as { name: string }[]).map((o) => o.name);
+}
+
+describe('runBackup / runRestore against Swift', () => {
+  it('one segment: copied to <id>.xbstream.gz, segment removed, metadata headers, restores', async () => {
+    const id = randomUUID();
+    const bytes = 300_000;
+    const r = await runBackup({ producer: producer(bytes, id), swift, container, backupId: id, metadata: meta, segmentMaxSize: MiB, log });
+    expect(r.segments).toBe(1);
+    expect(r.location).toBe(`${swiftInfo.storageUrl}/${container}/${id}.xbstream.gz`);
+    const names = await listing();
+    expect(names).toContain(`${id}.xbstream.gz`);
+    expect(names.filter((n) => n.startsWith(`${id}_`))).toEqual([]);
+    const head = await swift.head(container, `${id}.xbstream.gz`);
+    expect(head.etag).toBe(r.checksum);
+    expect(head.contentLength).toBe(r.size);
+    expect(head.headers['x-object-meta-datastore']).toBe('mariadb');
+    expect(head.headers['x-object-meta-datastore-version']).toBe('10.11');
+    expect(head.headers['x-object-meta-lsn']).toBe('123456');
+    const res = await runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), log });
+    expect(res.size).toBe(r.size);
+  });
+
+  it('several segments: SLO manifest whose ETag is the checksum; restores byte-exact', async () => {
+    const id = randomUUID();
+    const bytes = Math.round(3.5 * MiB);
+    const r = await runBackup({ producer: producer(bytes, id), swift, container, backupId: id, metadata: meta, segmentMaxSize: MiB, log });
+    expect(r.segments).toBe(4);
+    const segNames = (await listing()).filter((n) => n.startsWith(`${id.split('.')[0]}_`)).sort();
+    expect(segNames).toEqual([0, 1, 2, 3].map((i) => `${id}_0000000${i}`));
+    const head = await swift.head(container, `${id}.xbstream.gz`);
+    expect(head.headers['x-static-large-object']).toBe('True');
+    expect(head.etag).toBe(r.checksum);
+    expect(head.headers['x-object-meta-datastore-version']).toBe('10.11');
+    // The stored manifest is what Trove writes: segment paths, md5s and sizes.
+    const m = await fetch(`${r.location}?multipart-manifest=get`, { headers: { 'X-Auth-Token': swiftInfo.token } });
+    const stored = (await m.json()) as { name: string; bytes: number; hash: string }[];
+    expect(stored.map((s) => s.name)).toEqual(segNames.map((n) => `/${container}/${n}`));
+    expect(stored.slice(0, 3).every((s) => s.bytes === MiB)).toBe(true);
+    expect(createHash('md5').update(stored.map((s) => s.hash).join('')).digest('hex')).toBe(r.checksum);
+    await runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), log });
+  });
+
+  it('a producer failing after some output fails the backup and leaves no manifest and no segments', async () => {
+    const id = randomUUID();
+    const err = await runBackup({ producer: producer(4 * MiB, id, { FAIL_AFTER: String(2 * MiB + 1000) }), swift, container, backupId: id, metadata: meta, segmentMaxSize: MiB, log }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProcessError);
+    expect((err as ProcessError).details.exitCode).toBe(3);
+    expect((err as ProcessError).message).toContain('disk on fire');
+    expect((await listing()).filter((n) => n.startsWith(id))).toEqual([]);
+  });
+
+  it('abort while the producer hangs kills it and leaves nothing', async () => {
+    const id = randomUUID();
+    const pidFile = join(tmp, `${id}.pid`);
+    const ac = new AbortController();
+    const p = runBackup({ producer: producer(4 * MiB, id, { HANG_AFTER: String(MiB + 5000), PID_FILE: pidFile }), swift, container, backupId: id, metadata: meta, segmentMaxSize: MiB, signal: ac.signal, log });
+    // Wait until the first segment has been stored, then abort.
+    for (let i = 0; i < 100 && !(await listing()).includes(`${id}_00000000`); i++) await new Promise((r) => setTimeout(r, 100));
+    ac.abort();
+    await expect(p).rejects.toBeInstanceOf(AbortedError);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect((await listing()).filter((n) => n.startsWith(id))).toEqual([]);
+  });
+
+  it('abort kills a producer that ignores SIGTERM (SIGKILL after the grace period)', async () => {
+    const id = randomUUID();
+    const pidFile = join(tmp, `${id}.pid`);
+    const ac = new AbortController();
+    const p = runBackup({ producer: producer(MiB, id, { HANG_AFTER: '1000', PID_FILE: pidFile, IGNORE_TERM: '1' }), swift, container, backupId: id, metadata: meta, segmentMaxSize: MiB, signal: ac.signal, log });
+    for (let i = 0; i < 100 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 300));
+    ac.abort();
+    await expect(p).rejects.toBeInstanceOf(AbortedError);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect((await listing()).filter((n) => n.startsWith(id))).toEqual([]);
+  });
+
+  it('a checksum mismatch is refused before the consumer sees a byte', async () => {
+    const id = randomUUID();
+    const r = await runBackup({ producer: producer(100_000, id), swift, container, backupId: id, metadata: meta, log });
+    const started = join(tmp, `${id}.started`);
+    const err = await runRestore({ location: r.location, checksum: 'f'.repeat(32), swift, consumer: { ...consumer('x'), env: { STARTED_FILE: started } }, log }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ChecksumMismatchError);
+    expect(existsSync(started)).toBe(false);
+  });
+
+  it('a consumer that rejects the data fails the restore with its exit status', async () => {
+    const id = randomUUID();
+    const r = await runBackup({ producer: producer(100_000, id), swift, container, backupId: id, metadata: meta, log });
+    const err = await runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer('0'.repeat(64)), log }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProcessError);
+    expect((err as ProcessError).details.exitCode).toBe(1);
+  });
+
+  it("restores an object uploaded the way Trove's tool does (gzip stream, plain PUT, md5 checksum)", async () => {
+    const id = randomUUID();
+    const raw = execFileSync(node, [join(FIX, 'produce.mjs'), '500000', id], { maxBuffer: 10 * MiB });
+    const gz = gzipSync(raw, { level: 6 });
+    const name = `${id}.xbstream.gz`;
+    const put = await fetch(`${swiftInfo.storageUrl}/${container}/${name}`, {
+      method: 'PUT',
+      headers: { 'X-Auth-Token': swiftInfo.token, 'X-Object-Meta-datastore': 'mariadb' },
+      body: gz,
+    });
+    expect(put.status).toBe(201);
+    const checksum = createHash('md5').update(gz).digest('hex');
+    expect(put.headers.get('etag')).toBe(checksum);
+    const res = await runRestore({ location: `${swiftInfo.storageUrl}/${container}/${name}`, checksum, swift, consumer: consumer(expectedSha256(500_000, id)), log });
+    expect(res.size).toBe(gz.length);
+  });
+
+  it("Trove's restore path (swiftclient, python) reads our SLO backup with our checksum", async () => {
+    const id = randomUUID();
+    const bytes = Math.round(2.5 * MiB);
+    const r = await runBackup({ producer: producer(bytes, id), swift, container, backupId: id, metadata: meta, segmentMaxSize: MiB, log });
+    const py = `
+import hashlib, sys, zlib, swiftclient
+url, token, location, checksum = sys.argv[1:5]
+conn = swiftclient.Connection(preauthurl=url, preauthtoken=token)
+container, obj = location.split('/')[-2:]
+headers, body = conn.get_object(container, obj, resp_chunk_size=65536)
+assert headers['etag'].strip('"') == checksum, headers['etag']
+d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+h = hashlib.sha256()
+for chunk in body:
+    h.update(d.decompress(chunk))
+h.update(d.flush())
+print(h.hexdigest())
+`;
+    let out: string;
+    try {
+      out = execFileSync('/usr/bin/python3', ['-c', py, swiftInfo.storageUrl, swiftInfo.token, r.location, r.checksum], { encoding: 'utf8' });
+    } catch (e) {
+      throw new Error(`python3-swiftclient is needed (apt-get install -y python3-swiftclient): ${(e as Error).message}`);
+    }
+    expect(out.trim()).toBe(expectedSha256(bytes, id));
+  });
+});
