@@ -117,8 +117,11 @@ export interface StatusProbe {
 }
 
 export interface Lifecycle {
-  /** Everything prepare does for this datastore; the agent handles markers and heartbeats around it. */
-  prepare(req: PrepareRequest, ctx: OpContext): Promise<void>;
+  /**
+   * Everything prepare does for this datastore; the agent handles markers and
+   * heartbeats around it. `fetcher` restores `req.backupInfo` when set.
+   */
+  prepare(req: PrepareRequest, ctx: OpContext, fetcher?: BackupFetcher): Promise<void>;
   restart(ctx: OpContext): Promise<void>;
   stop(opts: { doNotStartOnReboot: boolean }, ctx: OpContext): Promise<void>;
   startWithConfChanges(configContents: string | null, ctx: OpContext): Promise<void>;
@@ -180,6 +183,7 @@ export interface Datastore {
   readonly root?: Root;
   readonly configuration?: Configuration;
   readonly upgrade?: Upgrade;
+  readonly backup?: BackupCapability;
 }
 
 /** How the agent runs the database server: the distribution's unit, or a child it supervises itself. */
@@ -208,3 +212,39 @@ export interface DatastoreOptions {
 }
 
 export type DatastoreFactory = (opts: DatastoreOptions) => Datastore;
+
+/** A program the backup pipeline runs: argv only; secrets go through env or files. */
+export interface ToolSpec {
+  file: string;
+  args: readonly string[];
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  /** Receives the tool's stderr as it is written (e.g. to read an LSN). */
+  onStderr?: (chunk: Buffer) => void;
+}
+
+/** How one backup of this datastore is made: the tool streaming it, and what to record. */
+export interface BackupPlan {
+  producer: ToolSpec;
+  /** Object name suffix after `<backup id>.` ('xbstream.gz', 'tar.gz'). */
+  extension: string;
+  /** gzip the stream (false when the tool compresses itself). */
+  compress: boolean;
+  /** Object metadata once the tool has finished (lsn, ...). */
+  metadata(): Record<string, string>;
+  /** Always called afterwards (temp files). */
+  cleanup(): Promise<void>;
+}
+
+/** Streams a stored backup object into a tool's stdin (provided by the agent, which holds the Swift credentials). */
+export interface BackupFetcher {
+  /** The object's metadata (lower-case keys without `x-object-meta-`). */
+  metadata(location: string, ctx: OpContext): Promise<Record<string, string>>;
+  /** Downloads, checks the checksum before streaming, decompresses and feeds `consumer`. */
+  restoreInto(location: string, checksum: string | null, consumer: ToolSpec, ctx: OpContext): Promise<void>;
+}
+
+export interface BackupCapability {
+  /** `parent` is set for an incremental backup: the parent's object metadata. */
+  plan(req: { backupId: string; parent: Record<string, string> | null }, ctx: OpContext): Promise<BackupPlan>;
+}

@@ -29,6 +29,7 @@ import { serverTopology } from './rpc/topology.ts';
 import { parseCommandLine, USAGE, UsageError, type CallArgs, type DaemonArgs } from './cli/args.ts';
 import { runCall } from './cli/call.ts';
 import { filesystemStats } from './volume/stats.ts';
+import { createBackupService } from './backup/service.ts';
 
 const GUEST_CONF_DIR = '/etc/trove/conf.d';
 /** In-flight calls get this long after SIGTERM before they are aborted (systemd TimeoutStopSec must exceed FORCE). */
@@ -148,7 +149,17 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
         }
       : null;
   const prepare = new PrepareService({ datastore, markers, reporter, volumes: preparer });
+  const backups = createBackupService({
+    datastore,
+    updateBackup: (id, fields) => conductor.updateBackup(id, fields),
+    usedGb: async () => (await filesystemStats(datastore.mountPoint)).used,
+    container: c.backup.swiftContainer,
+    segmentMaxSize: c.backup.segmentMaxSize,
+    swiftUrl: c.backup.swiftUrl ?? null,
+    datastoreVersion: c.datastoreVersion,
+  });
   const methods = buildMethodTable({
+    backups,
     datastore,
     prepare,
     guestId: c.guestId,

@@ -8,7 +8,7 @@
  * refused so nothing is initialised twice over live data.
  */
 import { UnprocessableError } from './errors.ts';
-import type { Datastore, OpContext, PrepareRequest } from './datastore.ts';
+import type { BackupFetcher, Datastore, OpContext, PrepareRequest } from './datastore.ts';
 import type { PrepareMarkers } from './markers.ts';
 import type { StatusReporter } from './heartbeat.ts';
 
@@ -33,7 +33,7 @@ export class PrepareService {
     this.#o = o;
   }
 
-  async prepare(req: PrepareRequest, ctx: OpContext): Promise<void> {
+  async prepare(req: PrepareRequest, ctx: OpContext, fetcher?: BackupFetcher): Promise<void> {
     const { markers, reporter, datastore } = this.#o;
     if (this.#running || markers.started) {
       const when = markers.startedAt();
@@ -49,7 +49,7 @@ export class PrepareService {
     try {
       const mountPoint = req.mountPoint ?? datastore.mountPoint;
       if (req.devicePath && this.#o.volumes) await this.#o.volumes.prepareVolume(req.devicePath, mountPoint, ctx);
-      await datastore.lifecycle.prepare({ ...req, mountPoint }, ctx);
+      await datastore.lifecycle.prepare({ ...req, mountPoint }, ctx, fetcher);
     } catch (err) {
       ctx.log.error({ err }, 'prepare failed');
       await reporter.report('failed to spawn', true);

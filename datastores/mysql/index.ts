@@ -5,13 +5,15 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Datastore, DatastoreOptions, OpContext, PrepareRequest, ServiceStatus, User } from '../../src/datastore.ts';
+import { rmSync } from 'node:fs';
+import type { BackupFetcher, Datastore, DatastoreOptions, OpContext, PrepareRequest, Root, ServiceStatus, User } from '../../src/datastore.ts';
 import { OperationNotSupportedError, GuestError } from '../../src/errors.ts';
 import { exec } from '../../src/process/exec.ts';
 import { createProcessRunner } from '../../src/service/process.ts';
 import type { ServiceRunner } from '../../src/service/runner.ts';
 import { createSystemdRunner } from '../../src/service/systemd.ts';
 import { createMysqlAdmin } from './admin.ts';
+import { createMariabackup, restoreChain } from './backup.ts';
 import { validatePassword } from './names.ts';
 import {
   dataDirInitialized, generatePassword, mysqlPaths, readAdminPassword, readOverrides, removeOverrides, writeAdminCnf, writeConfig,
@@ -31,6 +33,8 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
   const paths: MysqlPaths = mysqlPaths(runnerKind, stateDir, mountPoint);
   const port = opts.port ?? (runnerKind === 'process' ? DEFAULT_PROCESS_PORT : 3306);
   const asRoot = process.getuid?.() === 0;
+  /** Extra server options for the next start (e.g. --skip-grant-tables after a restore). */
+  let oneOffArgs: string[] = [];
 
   let adminSql: SqlClient | null = null;
   const sql = (): SqlClient => {
@@ -88,6 +92,7 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
               '--bind-address=127.0.0.1',
               `--log-error=${paths.errorLog}`,
               ...(asRoot ? ['--user=root'] : []),
+              ...oneOffArgs,
             ],
           }),
         })
@@ -136,6 +141,32 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
     ctx.log.info('database secured: os_admin created, anonymous users and test database removed');
   }
 
+  /**
+   * A restored data directory carries the source instance's os_admin: give it
+   * this instance's password (Trove's reset_password_for_restore), with the
+   * server briefly up without grant checks and without networking.
+   */
+  async function resetAdminAfterRestore(ctx: OpContext): Promise<void> {
+    const password = generatePassword();
+    oneOffArgs = ['--skip-grant-tables', '--skip-networking'];
+    try {
+      await runner.start(ctx);
+      const root = connectSql({ socketPath: paths.socket, user: 'root', password: null });
+      try {
+        await root.query('FLUSH PRIVILEGES');
+        await root.query("CREATE USER IF NOT EXISTS 'os_admin'@'localhost' IDENTIFIED BY ?", [password]);
+        await root.query("ALTER USER 'os_admin'@'localhost' IDENTIFIED BY ?", [password]);
+        await root.query("GRANT ALL PRIVILEGES ON *.* TO 'os_admin'@'localhost' WITH GRANT OPTION");
+      } finally {
+        await root.end().catch(() => {});
+      }
+      writeAdminCnf(paths, password);
+    } finally {
+      oneOffArgs = [];
+      await runner.stop(ctx);
+    }
+  }
+
   async function enableRoot(password: string | null): Promise<User> {
     const pw = password === null ? generatePassword() : validatePassword(password);
     const s = sql();
@@ -156,21 +187,24 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
     },
   };
 
+  const root: Root = {
+    enableRoot: (password) => enableRoot(password),
+    async disableRoot() {
+      await sql().query("DROP USER IF EXISTS 'root'@'%'");
+    },
+    async isRootEnabled() {
+      const rows = await sql().query<{ n: number }>("SELECT COUNT(*) AS n FROM mysql.user WHERE User = 'root' AND Host != 'localhost'");
+      return Number(rows[0]?.n ?? 0) > 0;
+    },
+  };
+
   return {
     name,
     mountPoint,
     status,
     admin,
-    root: {
-      enableRoot: (password) => enableRoot(password),
-      async disableRoot() {
-        await sql().query("DROP USER IF EXISTS 'root'@'%'");
-      },
-      async isRootEnabled() {
-        const rows = await sql().query<{ n: number }>("SELECT COUNT(*) AS n FROM mysql.user WHERE User = 'root' AND Host != 'localhost'");
-        return Number(rows[0]?.n ?? 0) > 0;
-      },
-    },
+    root,
+    backup: createMariabackup(paths),
     configuration: {
       async updateOverrides(overrides, remove) {
         if (remove) removeOverrides(paths);
@@ -192,20 +226,32 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
       },
     },
     lifecycle: {
-      async prepare(req: PrepareRequest, ctx: OpContext) {
-        if (req.backupInfo) throw new OperationNotSupportedError('restore from backup during prepare', name);
+      async prepare(req: PrepareRequest, ctx: OpContext, fetcher?: BackupFetcher) {
+        if (req.backupInfo && !fetcher) throw new OperationNotSupportedError('restore from backup during prepare', name);
         await runner.stop(ctx);
         writeConfig(paths, req.configContents);
         if (req.overrides && Object.keys(req.overrides).length) writeOverrides(paths, req.overrides);
-        await initDataDir(ctx);
+        if (req.backupInfo && fetcher) {
+          const location = req.backupInfo.location;
+          if (!location) throw new GuestError('backup_info has no location to restore from');
+          rmSync(paths.dataDir, { recursive: true, force: true });
+          mkdirSync(paths.dataDir, { recursive: true, mode: 0o750 });
+          mkdirSync(dirname(paths.socket), { recursive: true, mode: 0o755 });
+          await restoreChain(paths, fetcher, location, req.backupInfo.checksum ?? null, ctx);
+          await resetAdminAfterRestore(ctx);
+        } else {
+          await initDataDir(ctx);
+        }
         await runner.start(ctx);
         await secure(ctx);
         await resetSql();
+        // Root as the backup had it; conductor records it (Trove: report_root).
+        if (req.backupInfo && (await root.isRootEnabled(ctx))) events.rootEnabled?.({ name: 'root', host: '%', password: null, databases: [] });
         // As Trove: databases, users and root after the server is up; a failure there is logged, not fatal.
         if (!req.clusterConfig) {
           if (req.databases.length) await admin.createDatabases(req.databases, ctx).catch((err: unknown) => ctx.log.warn({ err }, 'creating databases failed'));
           if (req.users.length) await admin.createUsers(req.users, ctx).catch((err: unknown) => ctx.log.warn({ err }, 'creating users failed'));
-          if (req.rootPassword) await enableRoot(req.rootPassword).catch((err: unknown) => ctx.log.error({ err }, 'enabling root failed'));
+          if (req.rootPassword && !req.backupInfo) await enableRoot(req.rootPassword).catch((err: unknown) => ctx.log.error({ err }, 'enabling root failed'));
         }
       },
       async restart(ctx) {

@@ -23,6 +23,8 @@ export interface ChildSpec {
   args: readonly string[];
   env?: Record<string, string | undefined> | undefined;
   cwd?: string | undefined;
+  /** Receives the tool's stderr as it is written (e.g. mariabackup's LSN line). */
+  onStderr?: ((chunk: Buffer) => void) | undefined;
 }
 
 export interface BackupRequest {
@@ -32,8 +34,11 @@ export interface BackupRequest {
   /** Trove's default is `database_backups`. */
   container: string;
   backupId: string;
-  /** Becomes `X-Object-Meta-<key with '_' → '-'>` (e.g. datastore, datastore_version, lsn). */
-  metadata: Record<string, string>;
+  /**
+   * Becomes `X-Object-Meta-<key with '_' → '-'>` (e.g. datastore, datastore_version, lsn).
+   * A function is called once the producer has finished (a tool reports its LSN at the end).
+   */
+  metadata: Record<string, string> | (() => Record<string, string>);
   /** Bytes per segment. Default 2 GiB (Trove's). */
   segmentMaxSize?: number | undefined;
   /** Manifest suffix after `<backupId>.`: 'xbstream.gz' (default) or 'tar.gz'. */
@@ -85,7 +90,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
   const extension = req.extension ?? 'xbstream.gz';
   const manifest = `${req.backupId}.${extension}`;
   checkName('object name', manifest);
-  const headers = metadataHeaders(req.metadata);
+  if (typeof req.metadata !== 'function') metadataHeaders(req.metadata); // refuse bad keys before any upload
   const { swift, container, log } = req;
   if (req.signal?.aborted) throw new AbortedError('backup aborted before start');
 
@@ -100,6 +105,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
     killGraceMs: 2000,
     log,
   });
+  if (req.producer.onStderr) child.stderr?.on('data', req.producer.onStderr);
   log.info({ container, manifest, command }, 'backup started');
   const stdout = child.stdout;
   if (!stdout) throw new Error('producer has no stdout');
@@ -131,6 +137,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
   const segs = segmenter.segments;
   let checksum: string;
   try {
+    const headers = metadataHeaders(typeof req.metadata === 'function' ? req.metadata() : req.metadata);
     if (segs.length === 1) {
       const only = segs[0]!;
       await swift.copyObject(container, manifest, { container, name: only.name }, { headers, signal: req.signal });

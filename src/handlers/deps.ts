@@ -2,7 +2,8 @@
  * What the RPC method table needs from the rest of the agent. Handlers parse
  * kwargs, call these, and shape the result; they never touch AMQP.
  */
-import type { Datastore, PrepareRequest, OpContext } from '../datastore.ts';
+import type { BackupFetcher, Datastore, PrepareRequest, OpContext } from '../datastore.ts';
+import type { BackupService } from '../backup/service.ts';
 
 /** The conductor casts a handler may trigger (see src/rpc/conductor.ts). */
 export interface Reporter {
@@ -13,7 +14,7 @@ export interface Reporter {
 
 /** Prepare with its markers, heartbeats and volume handling (src/prepare.ts). */
 export interface PrepareRunner {
-  prepare(req: PrepareRequest, ctx: OpContext): Promise<void>;
+  prepare(req: PrepareRequest, ctx: OpContext, fetcher?: BackupFetcher): Promise<void>;
 }
 
 import type { FilesystemStats } from '../volume/stats.ts';
@@ -26,5 +27,7 @@ export interface HandlerDeps {
   filesystemStats(path: string): Promise<FilesystemStats>;
   /** Block devices and filesystems (null: mount_volume and friends answer not supported). */
   volumes?: VolumeManager | null;
+  /** Backups to Swift and restores from them (null: create_backup answers not supported). */
+  backups?: BackupService | null;
   guestId: string;
 }

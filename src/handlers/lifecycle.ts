@@ -59,7 +59,11 @@ export function lifecycleMethods(d: HandlerDeps): Record<string, MethodSpec> {
       ],
       handler: async (a, ctx) => {
         const req = parsePrepare(a);
-        await withEndNotification(ctx, d.reporter, { instance_id: d.guestId }, () => d.prepare.prepare(req, op(ctx)));
+        await withEndNotification(ctx, d.reporter, { instance_id: d.guestId }, () => {
+          // A restore reads Swift with the caller's token, like a backup.
+          const fetcher = req.backupInfo && d.backups ? d.backups.fetcher(ctx.request, req.backupInfo) : undefined;
+          return d.prepare.prepare(req, op(ctx), fetcher);
+        });
       },
     },
     restart: { params: [], handler: async (_a, ctx) => lc.restart(op(ctx)) },

@@ -49,8 +49,9 @@ KEY = os.environ.get('PEER_INSTANCE_KEY') or None
 OUT = threading.Lock()
 
 
-def new_context(notification=False):
-    ctx = trove_context.TroveContext(user='peer-user', project_id='peer-project', is_admin=False)
+def new_context(notification=False, extra=None):
+    # extra: e.g. auth_token and service_catalog, which Swift access needs.
+    ctx = trove_context.TroveContext(user='peer-user', project_id='peer-project', is_admin=False, **(extra or {}))
     if notification:
         from trove.common.notification import DBaaSInstanceCreate
         # As the taskmanager attaches it: request id, tenant, server type.
@@ -92,7 +93,7 @@ def describe(e):
 
 
 def handle(req):
-    ctx = new_context(req.get('notification', False))
+    ctx = new_context(req.get('notification', False), req.get('context'))
     api = make_api(ctx)
     kwargs = req.get('kwargs') or {}
     if req.get('raw'):

@@ -102,8 +102,12 @@ export class PythonCaller {
   }
 
   /** Calls trove.guestagent.api.API.<method>(**kwargs), as Trove's API/taskmanager do. */
-  api(method: string, kwargs: Record<string, unknown> = {}, o: { timeout?: number; notification?: boolean } = {}): Promise<PeerResult> {
-    return this.#send({ method, kwargs, timeout: o.timeout ?? null, notification: o.notification ?? false });
+  api(
+    method: string,
+    kwargs: Record<string, unknown> = {},
+    o: { timeout?: number; notification?: boolean; context?: Record<string, unknown> } = {},
+  ): Promise<PeerResult> {
+    return this.#send({ method, kwargs, timeout: o.timeout ?? null, notification: o.notification ?? false, context: o.context ?? null });
   }
 
   /** Uses Trove's RPC client directly: any method, any version, call or cast, call monitor. */

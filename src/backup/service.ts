@@ -1,0 +1,131 @@
+/**
+ * The agent's backup service: create_backup as Trove's guest runs it (an
+ * update_backup cast with state BUILDING, the datastore's tool streamed into
+ * Swift, then COMPLETED with checksum, location and size, or FAILED), and
+ * the fetcher a datastore uses to restore from Swift during prepare. Swift is
+ * reached with the caller's token and the storage URL from backup_info, the
+ * context's service catalog, or [DEFAULT] swift_url + the project id.
+ */
+import type { BackupFetcher, BackupInfo, Datastore, OpContext } from '../datastore.ts';
+import { BadRequestError, GuestError, OperationNotSupportedError } from '../errors.ts';
+import { redactText } from '../log.ts';
+import { runBackup, runRestore, parseLocation } from './pipeline.ts';
+import { createSwiftClient, type SwiftClient } from './swift-client.ts';
+
+export interface BackupServiceOptions {
+  datastore: Datastore;
+  /** conductor.update_backup(backup_id, fields). */
+  updateBackup(backupId: string, fields: Record<string, unknown>): Promise<void>;
+  /** Used GiB of the data volume, as Trove reports while building. */
+  usedGb(): Promise<number>;
+  /** backup_swift_container (database_backups). */
+  container: string;
+  /** backup_segment_max_size in bytes (2 GiB). */
+  segmentMaxSize: number;
+  /** [DEFAULT] swift_url (the project id is appended), when the caller sends no catalog. */
+  swiftUrl: string | null;
+  datastoreVersion: string | null;
+}
+
+export interface CallerContext {
+  auth_token?: unknown;
+  project_id?: unknown;
+  service_catalog?: unknown;
+}
+
+/** The object-store public URL from a Keystone service catalog (v2 or v3 shapes). */
+export function storageUrlFromCatalog(catalog: unknown): string | null {
+  if (!Array.isArray(catalog)) return null;
+  for (const svc of catalog as Array<Record<string, unknown>>) {
+    if (svc['type'] !== 'object-store' || !Array.isArray(svc['endpoints'])) continue;
+    for (const ep of svc['endpoints'] as Array<Record<string, unknown>>) {
+      if (typeof ep['publicURL'] === 'string') return ep['publicURL'];
+      if (ep['interface'] === 'public' && typeof ep['url'] === 'string') return ep['url'];
+    }
+  }
+  return null;
+}
+
+export function createBackupService(o: BackupServiceOptions) {
+  function swiftFor(request: CallerContext, info: BackupInfo | null): SwiftClient {
+    const token = typeof request.auth_token === 'string' ? request.auth_token : null;
+    if (!token) throw new BadRequestError('The request carries no auth token: Swift cannot be reached on the user\'s behalf.');
+    const project = typeof request.project_id === 'string' ? request.project_id : '';
+    const url = info?.swiftUrl ?? storageUrlFromCatalog(request.service_catalog) ?? (o.swiftUrl ? `${o.swiftUrl.replace(/\/$/, '')}${o.swiftUrl.endsWith('_') ? '' : '/'}${project}` : null);
+    if (!url) throw new BadRequestError('No Swift storage URL: neither the backup request, the service catalog nor swift_url gives one.');
+    return createSwiftClient({ storageUrl: url, token });
+  }
+
+  const metaOf = (headers: Record<string, unknown>): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(headers)) if (k.startsWith('x-object-meta-') && typeof v === 'string') out[k.slice('x-object-meta-'.length)] = v;
+    return out;
+  };
+
+  function fetcher(request: CallerContext, info: BackupInfo | null): BackupFetcher {
+    const swift = swiftFor(request, info);
+    return {
+      async metadata(location, ctx) {
+        const { container, name } = parseLocation(location);
+        return metaOf((await swift.head(container, name, { signal: ctx.signal })).headers as Record<string, unknown>);
+      },
+      async restoreInto(location, checksum, consumer, ctx: OpContext) {
+        await runRestore({ location, checksum: checksum ?? undefined, swift, consumer, signal: ctx.signal, log: ctx.log });
+      },
+    };
+  }
+
+  async function create(info: BackupInfo, request: CallerContext, ctx: OpContext): Promise<void> {
+    const strategy = o.datastore.backup;
+    if (!strategy) throw new OperationNotSupportedError('create_backup', o.datastore.name);
+    const type = info.parent ? 'incremental' : 'full';
+    const state: Record<string, unknown> = { size: await o.usedGb().catch(() => 0), state: 'BUILDING', backup_type: type };
+    await o.updateBackup(info.id, state);
+    try {
+      const swift = swiftFor(request, info);
+      let parentMeta: Record<string, string> | null = null;
+      if (info.parent) {
+        const { container, name } = parseLocation(info.parent.location);
+        parentMeta = metaOf((await swift.head(container, name, { signal: ctx.signal })).headers as Record<string, unknown>);
+      }
+      const plan = await strategy.plan({ backupId: info.id, parent: parentMeta }, ctx);
+      try {
+        const result = await runBackup({
+          producer: plan.producer,
+          swift,
+          container: info.swiftContainer ?? o.container,
+          backupId: info.id,
+          extension: plan.extension,
+          compress: plan.compress,
+          segmentMaxSize: o.segmentMaxSize,
+          metadata: () => ({
+            datastore: info.datastore ?? o.datastore.name,
+            datastore_version: info.datastoreVersion ?? o.datastoreVersion ?? '',
+            ...(info.parent ? { 'parent-location': info.parent.location, 'parent-checksum': info.parent.checksum ?? '' } : {}),
+            ...plan.metadata(),
+          }),
+          signal: ctx.signal,
+          log: ctx.log.child({ backup_id: info.id }),
+        });
+        Object.assign(state, {
+          checksum: result.checksum,
+          location: result.location,
+          size: Math.round((result.size / 1024 ** 3) * 100) / 100,
+          success: true,
+          state: 'COMPLETED',
+        });
+      } finally {
+        await plan.cleanup();
+      }
+    } catch (err) {
+      Object.assign(state, { success: false, state: 'FAILED' });
+      throw new GuestError(`Failed to create backup ${info.id}, error: ${redactText(err instanceof Error ? err.message : String(err))}`, { cause: err });
+    } finally {
+      await o.updateBackup(info.id, state).catch((e: unknown) => ctx.log.error({ err: e }, 'update_backup failed'));
+    }
+  }
+
+  return { create, fetcher };
+}
+
+export type BackupService = ReturnType<typeof createBackupService>;
