@@ -23,6 +23,8 @@ export interface ChildSpec {
   args: readonly string[];
   env?: Record<string, string | undefined> | undefined;
   cwd?: string | undefined;
+  /** Each stderr line of the tool (unredacted; e.g. to parse mariabackup's LSN). */
+  onStderrLine?: ((line: string) => void) | undefined;
 }
 
 export interface BackupRequest {
@@ -97,6 +99,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
     signal: ac.signal,
     env: req.producer.env,
     cwd: req.producer.cwd,
+    onStderrLine: req.producer.onStderrLine,
     killGraceMs: 2000,
     log,
   });
@@ -216,6 +219,7 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
     signal: ac.signal,
     env: req.consumer.env,
     cwd: req.consumer.cwd,
+    onStderrLine: req.consumer.onStderrLine,
     stdin: 'pipe',
     stdout: 'ignore',
     killGraceMs: 2000,
