@@ -1,10 +1,12 @@
 /** The Swift client against a real Swift: typed errors, streamed bodies, and the token kept out of logs and errors. */
 import { randomUUID } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, inject, it } from 'vitest';
 import { runBackup, runRestore } from '../../../src/backup/pipeline.ts';
+import { Segmenter } from '../../../src/backup/segmenter.ts';
 import { createSwiftClient } from '../../../src/backup/swift-client.ts';
 import { AbortedError, SwiftError } from '../../../src/errors.ts';
 import { createLogger } from '../../../src/log.ts';
@@ -51,6 +53,22 @@ describe('Swift client', () => {
       .catch((x: unknown) => x);
     expect((e as SwiftError).details.status).toBe(400);
     expect((e as Error).message).toContain('Etag Mismatch');
+  });
+
+  it('a streamed upload refused early (missing container) fails with the status instead of hanging', async () => {
+    let produced = 0;
+    const big = new Readable({
+      read() {
+        if (produced >= 64 * 1024 * 1024) return void this.push(null);
+        produced += 256 * 1024;
+        this.push(Buffer.alloc(256 * 1024));
+      },
+    });
+    const seg = new Segmenter({ client: swift, container: `missing_${randomUUID()}`, prefix: 'b', segmentMaxSize: 32 * 1024 * 1024 });
+    const e = await pipeline(big, seg).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(SwiftError);
+    expect((e as SwiftError).details.status).toBe(404);
+    expect(produced).toBeLessThan(64 * 1024 * 1024);
   });
 
   it('never logs the token, even at trace level', async () => {
