@@ -107,17 +107,18 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
   const stdout = child.stdout;
   if (!stdout) throw new Error('producer has no stdout');
   try {
-    const stages = req.compress === false ? [stdout, segmenter] as const : [stdout, createGzip(), segmenter] as const;
+    const flowing =
+      req.compress === false
+        ? pipeline(stdout, segmenter, { signal: ac.signal })
+        : pipeline(stdout, createGzip(), segmenter, { signal: ac.signal });
     // Either side failing stops the other: a dead child ends the stream, a
     // failed upload must kill the child.
-    const flowing = pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], { signal: ac.signal });
-    const exited = done;
     await Promise.all([
       flowing.catch((e: unknown) => {
         ac.abort();
         throw e;
       }),
-      exited.catch((e: unknown) => {
+      done.catch((e: unknown) => {
         ac.abort();
         throw e;
       }),
@@ -229,9 +230,12 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
   const stdin = child.stdin;
   if (!stdin) throw new Error('consumer has no stdin');
   try {
-    const stages = req.decompress === false ? [got.body, count, stdin] : [got.body, count, createGunzip(), stdin];
+    const flowing =
+      req.decompress === false
+        ? pipeline(got.body, count, stdin, { signal: ac.signal })
+        : pipeline(got.body, count, createGunzip(), stdin, { signal: ac.signal });
     await Promise.all([
-      pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], { signal: ac.signal }).catch((e: unknown) => {
+      flowing.catch((e: unknown) => {
         ac.abort();
         throw e;
       }),
