@@ -219,8 +219,8 @@ export interface ToolSpec {
   args: readonly string[];
   env?: Record<string, string | undefined>;
   cwd?: string;
-  /** Receives the tool's stderr as it is written (e.g. to read an LSN). */
-  onStderr?: (chunk: Buffer) => void;
+  /** Each line the tool writes to stderr (e.g. to read an LSN). */
+  onStderrLine?: (line: string) => void;
 }
 
 /** How one backup of this datastore is made: the tool streaming it, and what to record. */

@@ -36,7 +36,6 @@ export function createMariabackup(paths: MysqlPaths): BackupCapability {
       const dir = mkdtempSync(join(tmpdir(), 'ga-mariabackup-'));
       const options = toolOptions(paths, dir);
       let lsn: string | null = null;
-      let tail = '';
       const parentLsn = parent?.['lsn'];
       if (parent && !parentLsn) throw new GuestError('The parent backup has no recorded LSN: an incremental backup cannot start from it.');
       const args = [
@@ -51,9 +50,8 @@ export function createMariabackup(paths: MysqlPaths): BackupCapability {
         producer: {
           file: MARIABACKUP,
           args,
-          onStderr(chunk: Buffer) {
-            tail = (tail + chunk.toString('utf8')).slice(-4096);
-            const m = LSN.exec(tail);
+          onStderrLine(line: string) {
+            const m = LSN.exec(line);
             if (m) lsn = m[1]!;
           },
         },

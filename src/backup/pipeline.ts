@@ -23,8 +23,8 @@ export interface ChildSpec {
   args: readonly string[];
   env?: Record<string, string | undefined> | undefined;
   cwd?: string | undefined;
-  /** Receives the tool's stderr as it is written (e.g. mariabackup's LSN line). */
-  onStderr?: ((chunk: Buffer) => void) | undefined;
+  /** Each stderr line of the tool (unredacted; e.g. to parse mariabackup's LSN). */
+  onStderrLine?: ((line: string) => void) | undefined;
 }
 
 export interface BackupRequest {
@@ -102,25 +102,26 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
     signal: ac.signal,
     env: req.producer.env,
     cwd: req.producer.cwd,
+    onStderrLine: req.producer.onStderrLine,
     killGraceMs: 2000,
     log,
   });
-  if (req.producer.onStderr) child.stderr?.on('data', req.producer.onStderr);
   log.info({ container, manifest, command }, 'backup started');
   const stdout = child.stdout;
   if (!stdout) throw new Error('producer has no stdout');
   try {
-    const stages = req.compress === false ? [stdout, segmenter] as const : [stdout, createGzip(), segmenter] as const;
+    const flowing =
+      req.compress === false
+        ? pipeline(stdout, segmenter, { signal: ac.signal })
+        : pipeline(stdout, createGzip(), segmenter, { signal: ac.signal });
     // Either side failing stops the other: a dead child ends the stream, a
     // failed upload must kill the child.
-    const flowing = pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], { signal: ac.signal });
-    const exited = done;
     await Promise.all([
       flowing.catch((e: unknown) => {
         ac.abort();
         throw e;
       }),
-      exited.catch((e: unknown) => {
+      done.catch((e: unknown) => {
         ac.abort();
         throw e;
       }),
@@ -223,6 +224,7 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
     signal: ac.signal,
     env: req.consumer.env,
     cwd: req.consumer.cwd,
+    onStderrLine: req.consumer.onStderrLine,
     stdin: 'pipe',
     stdout: 'ignore',
     killGraceMs: 2000,
@@ -232,9 +234,12 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
   const stdin = child.stdin;
   if (!stdin) throw new Error('consumer has no stdin');
   try {
-    const stages = req.decompress === false ? [got.body, count, stdin] : [got.body, count, createGunzip(), stdin];
+    const flowing =
+      req.decompress === false
+        ? pipeline(got.body, count, stdin, { signal: ac.signal })
+        : pipeline(got.body, count, createGunzip(), stdin, { signal: ac.signal });
     await Promise.all([
-      pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], { signal: ac.signal }).catch((e: unknown) => {
+      flowing.catch((e: unknown) => {
         ac.abort();
         throw e;
       }),

@@ -68,6 +68,8 @@ export class Segmenter extends Writable {
   #open(): Current {
     const name = segmentName(this.#opts.prefix, this.segments.length);
     const body = new PassThrough({ highWaterMark: 64 * 1024 });
+    // A failed upload destroys the body; its error is reported by `upload`.
+    body.on('error', () => {});
     const upload = this.#opts.client.putObject(this.#opts.container, name, body, { signal: this.#ac.signal });
     // Observed in #close; keep an early failure from being unhandled meanwhile.
     upload.catch(() => {});
@@ -90,6 +92,7 @@ export class Segmenter extends Writable {
 
   /** Writes into the segment body, resolving when it can take more (backpressure). */
   #feed(cur: Current, chunk: Buffer): Promise<void> {
+    if (cur.body.destroyed) return this.#failed(cur);
     cur.md5.update(chunk);
     cur.size += chunk.length;
     this.#total += chunk.length;
@@ -101,12 +104,17 @@ export class Segmenter extends Writable {
       };
       const onClose = (): void => {
         cur.body.off('drain', onDrain);
-        // The request consumed no more: surface the upload's own error.
-        cur.upload.then(() => reject(new Error(`segment ${cur.name} body closed early`)), reject);
+        this.#failed(cur).catch(reject);
       };
       cur.body.once('drain', onDrain);
       cur.body.once('close', onClose);
     });
+  }
+
+  /** The request stopped taking the body: surface the upload's own error. */
+  async #failed(cur: Current): Promise<never> {
+    await cur.upload;
+    throw new Error(`segment ${cur.name}: request body closed before the segment was complete`);
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {

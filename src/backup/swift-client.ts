@@ -143,7 +143,11 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
           res.on('data', (d: string) => {
             if (text.length < 500) text += d;
           });
-          res.on('end', () => fail(new SwiftError(`Swift ${what} answered ${status}${text.trim() ? `: ${text.trim().slice(0, 300)}` : ''}`, { method: c.method, path: c.path, status })));
+          res.on('end', () => {
+            // Stop sending a body the server has already refused.
+            req.destroy();
+            fail(new SwiftError(`Swift ${what} answered ${status}${text.trim() ? `: ${text.trim().slice(0, 300)}` : ''}`, { method: c.method, path: c.path, status }));
+          });
           res.on('error', (e) => fail(new SwiftError(`Swift ${what} answered ${status}`, { method: c.method, path: c.path, status }, { cause: e })));
         },
       );

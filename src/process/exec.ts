@@ -4,6 +4,7 @@
  * passed through stdin, env or files, never on argv. Failure becomes one typed
  * ProcessError carrying the exit code or signal and the redacted stderr tail.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { ProcessError, AbortedError } from '../errors.ts';
 import { redactText, type Logger } from '../log.ts';
@@ -101,18 +102,34 @@ export interface SpawnOptions extends Omit<ExecOptions, 'input' | 'okExitCodes'>
   /** stdin of the child: 'ignore', 'pipe' (caller writes), or a stream/file. */
   stdin?: 'ignore' | 'pipe' | undefined;
   stdout?: 'pipe' | 'ignore' | 'inherit' | undefined;
+  /**
+   * Called with each complete stderr line (no newline, unredacted: never log
+   * it as is). Backup tools report results there (e.g. mariabackup's LSN).
+   */
+  onStderrLine?: ((line: string) => void) | undefined;
+  /** Bytes of stderr kept for the error message and `stderrTail()`. Default 64 KiB. */
+  stderrTailBytes?: number | undefined;
+}
+
+export interface Spawned {
+  child: ResultPromise;
+  /** Resolves on exit 0; rejects with ProcessError (or AbortedError when we killed it). */
+  done: Promise<void>;
+  /** Redacted command line, for logs. */
+  command: string;
+  /** The last `stderrTailBytes` of stderr so far (unredacted). */
+  stderrTail: () => string;
 }
 
 /**
  * Starts a long-running or streaming child (a backup tool, a supervised
  * server). The caller consumes `child.stdout` / writes `child.stdin`; awaiting
  * `done` resolves on exit 0 and rejects with ProcessError otherwise.
+ * stderr is not buffered whole: backup tools can write megabytes of progress
+ * there, and execa would kill a child exceeding maxBuffer. Only a bounded tail
+ * is kept, and lines are handed to `onStderrLine`.
  */
-export function spawnStreaming(
-  file: string,
-  args: readonly string[],
-  opts: SpawnOptions = {},
-): { child: ResultPromise; done: Promise<void>; command: string } {
+export function spawnStreaming(file: string, args: readonly string[], opts: SpawnOptions = {}): Spawned {
   const command = describeCommand(file, args);
   opts.log?.debug({ command }, 'spawn');
   const child = execa(file, args, {
@@ -127,24 +144,47 @@ export function spawnStreaming(
     stdin: opts.stdin ?? 'ignore',
     stdout: opts.stdout ?? 'pipe',
     stderr: 'pipe',
-    buffer: { stdout: false, stderr: true },
+    buffer: false,
     reject: false,
     encoding: 'buffer',
-    maxBuffer: { stderr: 1024 * 1024 },
   });
-  const done = child.then((r) => {
+  const tailMax = opts.stderrTailBytes ?? 64 * 1024;
+  let tail = Buffer.alloc(0);
+  let partial = '';
+  const onLine = opts.onStderrLine;
+  child.stderr?.on('data', (d: Buffer) => {
+    tail = tail.length + d.length <= tailMax ? Buffer.concat([tail, d]) : Buffer.concat([tail, d]).subarray(-tailMax);
+    if (onLine) {
+      const text = partial + d.toString('utf8');
+      const lines = text.split('\n');
+      partial = lines.pop() ?? '';
+      if (partial.length > tailMax) partial = partial.slice(-tailMax);
+      for (const l of lines) onLine(l.replace(/\r$/, ''));
+    }
+  });
+  const stderrDone = new Promise<void>((resolve) => {
+    if (!child.stderr) return resolve();
+    child.stderr.once('close', () => resolve());
+    child.stderr.once('end', () => resolve());
+  });
+  const done = child.then(async (r) => {
+    // A grandchild may hold stderr open after the child exits: do not wait for it forever.
+    await Promise.race([stderrDone, delay(1000, undefined, { ref: false })]);
+    if (onLine && partial !== '') {
+      onLine(partial);
+      partial = '';
+    }
     // Only a child we actually killed counts as aborted: one that failed on its
     // own keeps its ProcessError even if the caller aborted in reaction to it.
     if (r.isCanceled || ((opts.signal?.aborted ?? false) && r.exitCode === undefined && !r.signal)) {
       throw new AbortedError(`aborted: ${command}`);
     }
     if (r.failed || r.exitCode !== 0) {
-      const stderr = r.stderr instanceof Uint8Array ? Buffer.from(r.stderr).toString('utf8') : String(r.stderr ?? '');
-      throw processError(command, r.exitCode, r.signal, stderr, r.timedOut, r.cause);
+      throw processError(command, r.exitCode, r.signal, tail.toString('utf8'), r.timedOut, r.cause);
     }
   });
   // Callers may never await `done` when another stage fails first; keep it from
   // becoming an unhandled rejection while still letting them await it.
   done.catch(() => {});
-  return { child, done, command };
+  return { child, done, command, stderrTail: () => tail.toString('utf8') };
 }

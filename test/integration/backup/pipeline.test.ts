@@ -76,6 +76,16 @@ describe('runBackup / runRestore against Swift', () => {
     await runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), log });
   });
 
+  it('a self-compressing tool (pg_basebackup -z): no gzip stage, <id>.tar.gz, restored without gunzip', async () => {
+    const id = randomUUID();
+    const bytes = 1_200_000;
+    const r = await runBackup({ producer: producer(bytes, id), swift, container, backupId: id, metadata: { datastore: 'postgresql' }, extension: 'tar.gz', compress: false, segmentMaxSize: MiB, log });
+    expect(r.location.endsWith(`/${container}/${id}.tar.gz`)).toBe(true);
+    expect(r.size).toBe(bytes);
+    expect(r.segments).toBe(2);
+    await runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), decompress: false, log });
+  });
+
   it('a producer failing after some output fails the backup and leaves no manifest and no segments', async () => {
     const id = randomUUID();
     const err = await runBackup({ producer: producer(4 * MiB, id, { FAIL_AFTER: String(2 * MiB + 1000) }), swift, container, backupId: id, metadata: meta, segmentMaxSize: MiB, log }).catch((e: unknown) => e);
