@@ -6,13 +6,14 @@
 import type { DatastoreFactory, DatastoreName } from '../src/datastore.ts';
 import { createMariadbDatastore } from './mariadb/index.ts';
 import { createMysqlDatastore } from './mysql/index.ts';
+import { createRedisDatastore } from './redis/index.ts';
 
 /** A factory, or null while that datastore is not part of this build. */
 export const DATASTORES: Readonly<Record<DatastoreName, DatastoreFactory | null>> = {
   mysql: createMysqlDatastore,
   mariadb: createMariadbDatastore,
   postgresql: null,
-  redis: null,
+  redis: createRedisDatastore,
 } as const satisfies Record<DatastoreName, DatastoreFactory | null>;
 
 export function isDatastoreName(s: string): s is DatastoreName {

@@ -21,6 +21,8 @@ export interface TestAgentOptions {
   reportInterval?: number;
   /** control_exchange (default trove); tests with other exchange properties need their own. */
   exchange?: string;
+  /** datastore_manager in guest_info.conf (default mysql). */
+  manager?: string;
   /** TCP port for a datastore the agent runs itself. */
   datastorePort?: number;
   log?: Logger;
@@ -40,7 +42,7 @@ export async function startTestAgent(o: TestAgentOptions): Promise<TestAgent> {
   mkdirSync(confDir);
   writeFileSync(
     join(confDir, 'guest_info.conf'),
-    `[DEFAULT]\nguest_id=${o.guestId}\ndatastore_manager=mysql\ndatastore_version=10.11\ntenant_id=peer-project\n` +
+    `[DEFAULT]\nguest_id=${o.guestId}\ndatastore_manager=${o.manager ?? 'mysql'}\ndatastore_version=10.11\ntenant_id=peer-project\n` +
       (o.key ? `instance_rpc_encr_key=${o.key}\n` : ''),
   );
   writeFileSync(

@@ -1,0 +1,139 @@
+// A Redis instance driven by Trove's own client: ACL users enforced by a real
+// Redis client, root on and off, overrides live and after a restart, and an
+// RDB backup of 200,000 keys restored into a new agent-started server.
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createRedisDatastore } from '../../../datastores/redis/index.ts';
+import { connectResp, type RespClient } from '../../../datastores/redis/resp.ts';
+import { startTestAgent, type TestAgent } from '../harness/agent.ts';
+import { freePort } from '../harness/ports.ts';
+import { PythonCaller, PythonConductor, type ConductorCast, type PeerResult } from '../harness/python-peer.ts';
+
+const rabbit = inject('rabbit');
+const swift = inject('swift');
+const KEY = 'redis-key-' + randomUUID();
+const source = randomUUID();
+const target = randomUUID();
+const context = { auth_token: swift.token, service_catalog: [{ type: 'object-store', endpoints: [{ publicURL: swift.storageUrl }] }] };
+let a: TestAgent;
+let b: TestAgent;
+let callA: PythonCaller;
+let callB: PythonCaller;
+let conductor: PythonConductor;
+let portA: number;
+const status = (c: ConductorCast) => (c.kwargs['payload'] as { service_status?: string } | undefined)?.service_status;
+const ok = (r: PeerResult) => {
+  expect(r, JSON.stringify(r)).toMatchObject({ ok: true });
+  return (r as { result: unknown }).result;
+};
+
+async function as(ta: TestAgent, user: string, password: string): Promise<RespClient> {
+  const c = await connectResp({ path: `${ta.stateDir}/redis/run/redis.sock` });
+  await c.call('AUTH', user, password);
+  return c;
+}
+const admin = (ta: TestAgent) => as(ta, 'os_admin', readFileSync(`${ta.stateDir}/redis/os_admin.pass`, 'utf8').trim());
+
+beforeAll(async () => {
+  [callA, callB, conductor] = await Promise.all([
+    PythonCaller.start({ url: rabbit.url, guestId: source, key: KEY }),
+    PythonCaller.start({ url: rabbit.url, guestId: target, key: KEY }),
+    PythonConductor.start({ url: rabbit.url, keys: { [source]: KEY, [target]: KEY } }),
+  ]);
+  portA = await freePort();
+  a = await startTestAgent({ transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createRedisDatastore, manager: 'redis' });
+  ok(await callA.api('prepare', {
+    memory_mb: 256, packages: '', databases: [], ds_version: '7.0', config_contents: 'save ""\nappendonly no\n', overrides: { 'maxmemory-policy': 'allkeys-lru' },
+    users: [{ _name: 'alice', _password: 'Al1ce-pw', _databases: [{ _name: 'app' }] }],
+  }));
+  await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 60_000);
+}, 120_000);
+
+afterAll(async () => {
+  await a?.agent.stop();
+  await b?.agent.stop();
+  await Promise.all([callA?.close(), callB?.close(), conductor?.close()]);
+});
+
+describe('redis users, root and configuration', () => {
+  it('only authenticated clients get in; users are confined to their namespaces', async () => {
+    const anon = await connectResp({ path: `${a.stateDir}/redis/run/redis.sock` });
+    await expect(anon.call('PING')).rejects.toThrow(/NOAUTH|NOPERM|auth/i);
+    anon.close();
+    const alice = await as(a, 'alice', 'Al1ce-pw');
+    expect(await alice.call('SET', 'app:1', 'x')).toBe('OK');
+    await expect(alice.call('SET', 'other:1', 'x')).rejects.toThrow(/NOPERM/);
+    await expect(alice.call('CONFIG', 'SET', 'maxmemory', '1')).rejects.toThrow(/NOPERM/);
+    alice.close();
+    ok(await callA.api('grant_access', { username: 'alice', hostname: '%', databases: ['other'] }));
+    expect((ok(await callA.api('list_access', { username: 'alice', hostname: '%' })) as Array<{ _name: string }>).map((d) => d._name)).toEqual(['app', 'other']);
+    const again = await as(a, 'alice', 'Al1ce-pw');
+    expect(await again.call('SET', 'other:1', 'x')).toBe('OK');
+    again.close();
+    ok(await callA.api('revoke_access', { username: 'alice', hostname: '%', database: 'other' }));
+    const users = ok(await callA.api('list_users')) as [Array<{ _name: string; _databases: unknown[] }>, null];
+    expect(users[0].map((u) => u._name)).toEqual(['alice']);
+    ok(await callA.api('change_passwords', { users: [{ _name: 'alice', _password: 'N3w-pw' }] }));
+    await new Promise((r) => setTimeout(r, 300));
+    await expect(as(a, 'alice', 'Al1ce-pw')).rejects.toThrow(/WRONGPASS/);
+    (await as(a, 'alice', 'N3w-pw')).close();
+    const dbs = await callA.api('list_databases');
+    expect(!dbs.ok && dbs.error.message).toMatch(/not supported for the 'redis' datastore/);
+  });
+
+  it('root is the default user with a password', async () => {
+    expect(ok(await callA.api('is_root_enabled'))).toBe(false);
+    const root = ok(await callA.api('enable_root_with_password', { root_password: 'R00t-pw' })) as { _password: string };
+    expect(root._password).toBe('R00t-pw');
+    const def = await connectResp({ path: `${a.stateDir}/redis/run/redis.sock` });
+    await def.call('AUTH', 'R00t-pw');
+    expect(await def.call('CONFIG', 'GET', 'maxmemory-policy')).toEqual(['maxmemory-policy', 'allkeys-lru']);
+    def.close();
+    ok(await callA.api('disable_root'));
+    expect(ok(await callA.api('is_root_enabled'))).toBe(false);
+  });
+
+  it('applies overrides live and keeps them across a restart', async () => {
+    ok(await callA.api('update_overrides', { overrides: { 'maxmemory-policy': 'volatile-lru' } }));
+    ok(await callA.api('apply_overrides', { overrides: { 'maxmemory-policy': 'volatile-lru' } }));
+    let c = await admin(a);
+    expect(await c.call('CONFIG', 'GET', 'maxmemory-policy')).toEqual(['maxmemory-policy', 'volatile-lru']);
+    c.close();
+    ok(await callA.api('restart'));
+    c = await admin(a);
+    expect(await c.call('CONFIG', 'GET', 'maxmemory-policy')).toEqual(['maxmemory-policy', 'volatile-lru']);
+    c.close();
+    (await as(a, 'alice', 'N3w-pw')).close(); // ACLs survived the restart
+  });
+});
+
+describe('redis backups', () => {
+  it('backs up 200,000 keys to Swift and restores them into a new server', async () => {
+    const c = await admin(a);
+    for (let i = 0; i < 200; i++) {
+      const args: string[] = [];
+      for (let j = 0; j < 1000; j++) args.push(`app:k${i * 1000 + j}`, `value-${i * 1000 + j}`);
+      await c.call('MSET', ...args);
+    }
+    const size = Number(await c.call('DBSIZE'));
+    c.close();
+    expect(size).toBeGreaterThanOrEqual(200_000);
+    const from = conductor.received.length;
+    ok(await callA.api('create_backup', { backup_info: { id: 'rb-' + randomUUID().slice(0, 8), instance_id: source, datastore: 'redis', datastore_version: '7.0' } }, { context }));
+    const done = await conductor.waitFor((x) => x.method === 'update_backup' && x.kwargs['state'] !== 'BUILDING', 120_000, from);
+    expect(done.kwargs, JSON.stringify(done.kwargs)).toMatchObject({ state: 'COMPLETED', success: true });
+    expect(String(done.kwargs['location'])).toMatch(/\.rdb\.gz$/);
+
+    b = await startTestAgent({ transportUrl: rabbit.url, guestId: target, key: KEY, datastorePort: await freePort(), factory: createRedisDatastore, manager: 'redis' });
+    ok(await callB.api('prepare', {
+      memory_mb: 256, packages: '', databases: [], users: [], ds_version: '7.0', config_contents: 'save ""\nappendonly no\n',
+      backup_info: { id: 'restore', location: done.kwargs['location'], checksum: done.kwargs['checksum'] },
+    }, { context }));
+    await conductor.waitFor((x) => x.kwargs['instance_id'] === target && status(x) === 'healthy', 60_000);
+    const r = await admin(b);
+    expect(Number(await r.call('DBSIZE'))).toBe(size);
+    expect(await r.call('GET', 'app:k123456')).toBe('value-123456');
+    r.close();
+  });
+});
