@@ -1,0 +1,52 @@
+// The command line as an operator uses it: a bad config file stops the agent
+// with a message naming the file and option; a local run answers and exits 0
+// on SIGTERM; `guestagent call` talks to it.
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, inject, it } from 'vitest';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const NODE = process.execPath;
+const BIN = join(ROOT, 'bin/guestagent.js');
+const rabbit = inject('rabbit');
+const transport = rabbit.url.replace(/^amqp:/, 'rabbit:');
+
+describe('guestagent command line', () => {
+  it('refuses an invalid config value with the file, option and reason, exit 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ga-cli-'));
+    const bad = join(dir, 'trove-guestagent.conf');
+    writeFileSync(bad, '[DEFAULT]\nguest_id = g\ndatastore_manager = mysql\nreport_interval = soon\n');
+    const err = await run(NODE, [BIN, '--config-file', bad], { timeout: 30_000 }).then(() => null, (e: { code: number; stderr: string }) => e);
+    expect(err?.code).toBe(1);
+    expect(err?.stderr).toContain(bad);
+    expect(err?.stderr).toContain('report_interval');
+  });
+
+  it('runs locally, answers guestagent call, and exits 0 on SIGTERM', async () => {
+    const state = mkdtempSync(join(tmpdir(), 'ga-cli-state-'));
+    const child = spawn(NODE, [BIN, '--datastore', 'mysql', '--state-dir', state, '--transport-url', transport, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const call = (...args: string[]) => run(NODE, [BIN, 'call', '--state-dir', state, '--transport-url', transport, '--timeout', '5', ...args], { timeout: 30_000 });
+    let answer = '';
+    for (let i = 0; i < 60 && !answer; i++) {
+      answer = await call('rpc_ping').then((r) => r.stdout.trim(), () => '');
+      if (!answer) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(answer).toBe('true');
+    expect(stderr).toMatch(/serving guestagent\.[0-9a-f-]{36}/);
+    const missing = await call('no_such_method').then(() => null, (e: { code: number; stderr: string }) => e);
+    expect(missing?.code).toBe(1);
+    expect(missing?.stderr).toContain('NoSuchMethod');
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const t = Date.now();
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(Date.now() - t).toBeLessThan(30_000);
+  });
+});
