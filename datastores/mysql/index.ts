@@ -3,9 +3,8 @@
  * built from the runner (systemd unit or a supervised mariadbd), the admin
  * connection (os_admin over the unix socket) and the option files.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { chmodSync, cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import type { BackupFetcher, Datastore, DatastoreOptions, OpContext, PrepareRequest, Root, ServiceStatus, User } from '../../src/datastore.ts';
 import { OperationNotSupportedError, GuestError } from '../../src/errors.ts';
 import { exec } from '../../src/process/exec.ts';
@@ -205,6 +204,38 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
     admin,
     root,
     backup: createMariabackup(paths),
+    upgrade: {
+      /**
+       * Before the guest image is replaced: stop the server cleanly and keep
+       * what lives outside the data directory (option files, the os_admin
+       * credentials) on the data volume, where the new image finds it.
+       */
+      async preUpgrade(ctx) {
+        const saveDir = join(dirname(paths.dataDir), 'guestagent-upgrade');
+        await resetSql();
+        await runner.stop(ctx);
+        rmSync(saveDir, { recursive: true, force: true });
+        mkdirSync(saveDir, { recursive: true, mode: 0o700 });
+        cpSync(paths.configFile, join(saveDir, 'my.cnf'));
+        cpSync(paths.confDir, join(saveDir, 'conf.d'), { recursive: true });
+        cpSync(paths.adminCnf, join(saveDir, 'os_admin.cnf'));
+        ctx.log.info({ save_dir: saveDir }, 'ready for upgrade');
+        return { mount_point: mountPoint, save_dir: saveDir, data_dir: paths.dataDir };
+      },
+      /** On the new image: put the saved files back and start the server on the same data. */
+      async postUpgrade(info, ctx) {
+        const saveDir = typeof info['save_dir'] === 'string' ? info['save_dir'] : join(dirname(paths.dataDir), 'guestagent-upgrade');
+        if (!existsSync(join(saveDir, 'my.cnf'))) throw new GuestError(`nothing saved for the upgrade in ${saveDir}`);
+        mkdirSync(paths.confDir, { recursive: true });
+        mkdirSync(dirname(paths.socket), { recursive: true, mode: 0o755 });
+        cpSync(join(saveDir, 'my.cnf'), paths.configFile);
+        cpSync(join(saveDir, 'conf.d'), paths.confDir, { recursive: true });
+        cpSync(join(saveDir, 'os_admin.cnf'), paths.adminCnf);
+        chmodSync(paths.adminCnf, 0o600);
+        await runner.start(ctx);
+        rmSync(saveDir, { recursive: true, force: true });
+      },
+    },
     configuration: {
       async updateOverrides(overrides, remove) {
         if (remove) removeOverrides(paths);

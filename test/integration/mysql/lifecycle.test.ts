@@ -49,7 +49,7 @@ beforeAll(async () => {
     PythonCaller.start({ url: rabbit.url, guestId, key: KEY }),
     PythonConductor.start({ url: rabbit.url, keys: { [guestId]: KEY } }),
   ]);
-  ta = await startTestAgent({ transportUrl: rabbit.url, guestId, key: KEY, datastorePort: port, factory: createMysqlDatastore, log: createLogger({ destination: sink, level: 'debug' }) });
+  ta = await startTestAgent({ transportUrl: rabbit.url, guestId, key: KEY, datastorePort: port, reportInterval: 4, factory: createMysqlDatastore, log: createLogger({ destination: sink, level: 'debug' }) });
   ok(await caller.api('prepare', {
     memory_mb: 512, packages: '', databases: [{ _name: 'app', _character_set: 'utf8mb4', _collate: 'utf8mb4_unicode_ci' }],
     users: [{ _name: 'appuser', _host: '%', _password: SAFE_PASSWORD, _databases: [{ _name: 'app' }] }],
@@ -161,6 +161,21 @@ describe('root, configuration and restarts', () => {
     ok(await caller.api('stop_db'));
     await conductor.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'shutdown', 30_000, from);
     ok(await caller.api('start_db_with_conf_changes', { config_contents: '[mysqld]\nmax_connections = 88\n', ds_version: '10.11' }));
+    await conductor.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'healthy', 30_000, from);
+    expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
+  });
+});
+
+describe('image upgrade', () => {
+  it('pre_upgrade stops and saves, post_upgrade brings the same data back on a fresh image', async () => {
+    const info = ok(await caller.api('pre_upgrade')) as Record<string, string>;
+    expect(info['save_dir']).toBeTruthy();
+    expect(ok(await caller.api('get_volume_info'))).toBeTruthy();
+    // The new image has none of the agent's files outside the data volume.
+    const { rmSync } = await import('node:fs');
+    for (const f of ['my.cnf', 'conf.d', 'os_admin.cnf']) rmSync(`${ta.stateDir}/mysql/${f}`, { recursive: true, force: true });
+    const from = conductor.received.length;
+    ok(await caller.api('post_upgrade', { upgrade_info: info }));
     await conductor.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'healthy', 30_000, from);
     expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
   });
