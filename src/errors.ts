@@ -197,3 +197,17 @@ export class ChecksumMismatchError extends AgentError {
     this.actual = actual;
   }
 }
+
+/** Python's TypeError, for a call whose keyword arguments do not fit the method's signature. */
+export class ArgumentTypeError extends AgentError {
+  override readonly code = 'TYPE_ERROR';
+  override readonly troveClass = 'TypeError';
+  override readonly troveModule = 'builtins';
+}
+
+/** Python's ValueError for a malformed value the dispatcher reads (e.g. a version string). */
+export class ArgumentValueError extends AgentError {
+  override readonly code = 'VALUE_ERROR';
+  override readonly troveClass = 'ValueError';
+  override readonly troveModule = 'builtins';
+}

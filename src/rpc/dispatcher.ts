@@ -7,17 +7,10 @@
  * would raise. The method table comes from src/handlers; this module knows
  * nothing of datastores.
  */
-import { AgentError, NoSuchMethodError, UnsupportedVersionError } from '../errors.ts';
+import { ArgumentTypeError, ArgumentValueError, NoSuchMethodError, UnsupportedVersionError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { IncomingRequest } from './envelope.ts';
 import type { RequestCodec } from './request-codec.ts';
-
-/** Python's TypeError for a bad call signature. */
-export class ArgumentTypeError extends AgentError {
-  override readonly code = 'TYPE_ERROR';
-  override readonly troveClass = 'TypeError';
-  override readonly troveModule = 'builtins';
-}
 
 export interface CallContext {
   method: string;
@@ -54,13 +47,6 @@ export function versionIsCompatible(implemented: string, requested: string): boo
   if (min > iMin) return false;
   if (min === iMin && rev > iRev) return false;
   return true;
-}
-
-/** Python's ValueError (bad version string). */
-export class ArgumentValueError extends AgentError {
-  override readonly code = 'VALUE_ERROR';
-  override readonly troveClass = 'ValueError';
-  override readonly troveModule = 'builtins';
 }
 
 export interface DispatcherOptions {

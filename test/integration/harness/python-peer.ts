@@ -71,6 +71,21 @@ function lines(child: ChildProcess, onLine: (o: Record<string, unknown>) => void
   });
 }
 
+/** Closes the peer's stdin (it exits when its input ends), killing it after 5 s. */
+function endChild(child: ChildProcess): Promise<void> {
+  child.stdin!.end();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve();
+    }, 5000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
 export class PythonCaller {
   readonly #child: ChildProcess;
   readonly #pending = new Map<number, (r: PeerResult) => void>();
@@ -122,18 +137,8 @@ export class PythonCaller {
     });
   }
 
-  async close(): Promise<void> {
-    this.#child.stdin!.end();
-    await new Promise((r) => {
-      const t = setTimeout(() => {
-        this.#child.kill('SIGKILL');
-        r(null);
-      }, 5000);
-      this.#child.once('exit', () => {
-        clearTimeout(t);
-        r(null);
-      });
-    });
+  close(): Promise<void> {
+    return endChild(this.#child);
   }
 }
 
@@ -185,17 +190,7 @@ export class PythonConductor {
     });
   }
 
-  async close(): Promise<void> {
-    this.#child.stdin!.end();
-    await new Promise((r) => {
-      const t = setTimeout(() => {
-        this.#child.kill('SIGKILL');
-        r(null);
-      }, 5000);
-      this.#child.once('exit', () => {
-        clearTimeout(t);
-        r(null);
-      });
-    });
+  close(): Promise<void> {
+    return endChild(this.#child);
   }
 }
