@@ -13,6 +13,7 @@ PACKAGES=(
   swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached  # private Swift
   e2fsprogs xfsprogs util-linux rsync           # volume handling
   openssl gzip curl ca-certificates
+  cloud-init python3-jsonschema systemd         # template schema checks and unit verification
 )
 
 missing=()

@@ -1,0 +1,78 @@
+// What goes into a guest: the cloud-init templates pass `cloud-init schema`,
+// the systemd unit passes `systemd-analyze verify`, and the release tarball
+// runs with its own Node on a PATH without one, answering rpc_ping.
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import amqplib from 'amqplib';
+import { describe, expect, inject, it } from 'vitest';
+import { RpcClient } from '../../../src/rpc/client.ts';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+const rabbit = inject('rabbit');
+
+describe('deployment', () => {
+  it('every cloud-init template is valid cloud-config', async () => {
+    if (!existsSync('/usr/bin/cloud-init')) throw new Error('cloud-init missing: apt-get install -y cloud-init python3-jsonschema (scripts/install-deps.sh)');
+    const templates = readdirSync(join(ROOT, 'cloudinit')).filter((f) => f.endsWith('.cloudinit'));
+    expect(templates.sort()).toEqual(['mariadb.cloudinit', 'mysql.cloudinit', 'postgresql.cloudinit', 'redis.cloudinit']);
+    for (const t of templates) {
+      const { stdout } = await run('cloud-init', ['schema', '--config-file', join(ROOT, 'cloudinit', t)]);
+      expect(stdout).toContain('Valid cloud-config');
+    }
+  });
+
+  it('the systemd unit verifies', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ga-unit-'));
+    // verify wants ExecStart to exist: point it at a stand-in with the same arguments.
+    const unit = readFileSync(join(ROOT, 'systemd/guestagent.service'), 'utf8').replace('/opt/guestagent/bin/guestagent', '/bin/true');
+    writeFileSync(join(dir, 'guestagent.service'), unit);
+    const { stdout, stderr } = await run('systemd-analyze', ['verify', join(dir, 'guestagent.service')]);
+    expect(`${stdout}${stderr}`.trim()).toBe('');
+    expect(unit).toMatch(/^TimeoutStopSec=60$/m);
+    expect(unit).toMatch(/^Restart=on-failure$/m);
+  });
+
+  it('the release tarball runs with its bundled Node and answers within a second of launch', async () => {
+    const { stdout } = await run(join(ROOT, 'scripts/build-release.sh'), [], { cwd: ROOT, timeout: 300_000, maxBuffer: 10 * 1024 * 1024 });
+    const tarball = /dist\/(guestagent-[^ ]+\.tar\.gz)/.exec(stdout)![1]!;
+    const dir = mkdtempSync(join(tmpdir(), 'ga-release-'));
+    await run('tar', ['-xzf', join(ROOT, 'dist', tarball), '-C', dir, '--strip-components=1']);
+    // A PATH with only what the launcher script itself uses: no node at all.
+    const bin = join(dir, 'pathbin');
+    const { mkdirSync, symlinkSync } = await import('node:fs');
+    mkdirSync(bin);
+    for (const tool of ['dirname', 'readlink']) symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
+    const env = { PATH: bin, HOME: dir };
+    await expect(run('/bin/sh', ['-c', 'command -v node'], { env })).rejects.toBeTruthy();
+    const help = await run(join(dir, 'bin/guestagent'), ['--help'], { env });
+    expect(help.stdout).toContain('guestagent [--config-file FILE]');
+
+    const guestId = 'release-' + Date.now();
+    const started = performance.now();
+    const child = spawn(join(dir, 'bin/guestagent'), ['--datastore', 'redis', '--guest-id', guestId, '--state-dir', join(dir, 'state'), '--transport-url', rabbit.url.replace(/^amqp:/, 'rabbit:'), '--log-level', 'warn'], { env, stdio: 'ignore' });
+    const model = await amqplib.connect(rabbit.url, { noDelay: true });
+    const client = new RpcClient(model, 'openstack', null);
+    await client.open();
+    let answeredMs = -1;
+    while (performance.now() - started < 20_000) {
+      try {
+        await client.call(`guestagent.${guestId}`, 'rpc_ping', {}, { timeoutMs: 25 });
+        answeredMs = performance.now() - started;
+        break;
+      } catch {
+        // not up yet
+      }
+    }
+    await client.close();
+    await model.close();
+    child.kill('SIGTERM');
+    console.log(`release: ${tarball}, first rpc_ping answer ${answeredMs.toFixed(0)} ms after launch`);
+    expect(answeredMs).toBeGreaterThan(0);
+    expect(answeredMs).toBeLessThan(1000);
+  });
+});
