@@ -21,6 +21,8 @@ export interface TestAgentOptions {
   reportInterval?: number;
   /** control_exchange (default trove); tests with other exchange properties need their own. */
   exchange?: string;
+  /** conductor_queue; each test file's conductor needs its own, or files steal each other's casts. */
+  conductorQueue?: string;
   /** datastore_manager in guest_info.conf (default mysql). */
   manager?: string;
   /** TCP port for a datastore the agent runs itself. */
@@ -49,6 +51,7 @@ export async function startTestAgent(o: TestAgentOptions): Promise<TestAgent> {
     join(confDir, 'trove-guestagent.conf'),
     `[DEFAULT]\ntransport_url = ${o.transportUrl.replace(/^amqp:/, 'rabbit:')}\ncontrol_exchange = ${o.exchange ?? 'trove'}\n` +
       `report_interval = ${o.reportInterval ?? 30}\n` +
+      (o.conductorQueue ? `conductor_queue = ${o.conductorQueue}\n` : '') +
       `[oslo_messaging_rabbit]\nkombu_reconnect_delay = 0.5\nrabbit_retry_interval = 1\n` +
       (o.extraConf ?? ''),
   );

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { createSwiftClient } from '../../../src/backup/swift-client.ts';
 
 const rabbit = inject('rabbit');
+const conductorQueue = `trove-conductor-${randomUUID()}`;
 const swift = inject('swift');
 const KEY = 'backup-key-' + randomUUID();
 const source = randomUUID();
@@ -37,9 +38,9 @@ beforeAll(async () => {
   [callA, callB, conductor] = await Promise.all([
     PythonCaller.start({ url: rabbit.url, guestId: source, key: KEY }),
     PythonCaller.start({ url: rabbit.url, guestId: target, key: KEY }),
-    PythonConductor.start({ url: rabbit.url, keys: { [source]: KEY, [target]: KEY } }),
+    PythonConductor.start({ url: rabbit.url, keys: { [source]: KEY, [target]: KEY }, queue: conductorQueue }),
   ]);
-  a = await startTestAgent({ transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: await freePort(), factory: createMysqlDatastore });
+  a = await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: await freePort(), factory: createMysqlDatastore });
   await callA.api('prepare', { ...prepareArgs, databases: [{ _name: 'shop' }] });
   await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 120_000);
 }, 180_000);
@@ -94,7 +95,7 @@ describe('mariabackup to Swift and back', () => {
   });
 
   it('prepares a new instance from the incremental backup with all the rows', async () => {
-    b = await startTestAgent({ transportUrl: rabbit.url, guestId: target, key: KEY, datastorePort: await freePort(), factory: createMysqlDatastore });
+    b = await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: target, key: KEY, datastorePort: await freePort(), factory: createMysqlDatastore });
     const r = await callB.api('prepare', {
       ...prepareArgs,
       backup_info: { id: 'restore', location: inc.kwargs['location'], checksum: inc.kwargs['checksum'], type: 'InnoBackupEx' },

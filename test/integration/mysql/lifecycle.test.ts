@@ -13,6 +13,7 @@ import { PythonCaller, PythonConductor, type PeerResult } from '../harness/pytho
 import { connectSql } from '../../../datastores/mysql/sql.ts';
 
 const rabbit = inject('rabbit');
+const conductorQueue = `trove-conductor-${randomUUID()}`;
 const KEY = 'mysql-key-' + randomUUID();
 const guestId = randomUUID();
 const PASSWORD = "p@ss'w\"ord\\ünï;`x";
@@ -47,9 +48,9 @@ beforeAll(async () => {
   const sink = new Writable({ write(c, _e, cb) { logLines.push(String(c)); cb(); } });
   [caller, conductor] = await Promise.all([
     PythonCaller.start({ url: rabbit.url, guestId, key: KEY }),
-    PythonConductor.start({ url: rabbit.url, keys: { [guestId]: KEY } }),
+    PythonConductor.start({ url: rabbit.url, keys: { [guestId]: KEY }, queue: conductorQueue }),
   ]);
-  ta = await startTestAgent({ transportUrl: rabbit.url, guestId, key: KEY, datastorePort: port, reportInterval: 4, factory: createMysqlDatastore, log: createLogger({ destination: sink, level: 'debug' }) });
+  ta = await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId, key: KEY, datastorePort: port, reportInterval: 4, factory: createMysqlDatastore, log: createLogger({ destination: sink, level: 'debug' }) });
   ok(await caller.api('prepare', {
     memory_mb: 512, packages: '', databases: [{ _name: 'app', _character_set: 'utf8mb4', _collate: 'utf8mb4_unicode_ci' }],
     users: [{ _name: 'appuser', _host: '%', _password: SAFE_PASSWORD, _databases: [{ _name: 'app' }] }],

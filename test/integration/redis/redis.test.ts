@@ -11,6 +11,7 @@ import { freePort } from '../harness/ports.ts';
 import { PythonCaller, PythonConductor, type ConductorCast, type PeerResult } from '../harness/python-peer.ts';
 
 const rabbit = inject('rabbit');
+const conductorQueue = `trove-conductor-${randomUUID()}`;
 const swift = inject('swift');
 const KEY = 'redis-key-' + randomUUID();
 const source = randomUUID();
@@ -39,10 +40,10 @@ beforeAll(async () => {
   [callA, callB, conductor] = await Promise.all([
     PythonCaller.start({ url: rabbit.url, guestId: source, key: KEY }),
     PythonCaller.start({ url: rabbit.url, guestId: target, key: KEY }),
-    PythonConductor.start({ url: rabbit.url, keys: { [source]: KEY, [target]: KEY } }),
+    PythonConductor.start({ url: rabbit.url, keys: { [source]: KEY, [target]: KEY }, queue: conductorQueue }),
   ]);
   portA = await freePort();
-  a = await startTestAgent({ transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createRedisDatastore, manager: 'redis' });
+  a = await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createRedisDatastore, manager: 'redis' });
   ok(await callA.api('prepare', {
     memory_mb: 256, packages: '', databases: [], ds_version: '7.0', config_contents: 'save ""\nappendonly no\n', overrides: { 'maxmemory-policy': 'allkeys-lru' },
     users: [{ _name: 'alice', _password: 'Al1ce-pw', _databases: [{ _name: 'app' }] }],
@@ -125,7 +126,7 @@ describe('redis backups', () => {
     expect(done.kwargs, JSON.stringify(done.kwargs)).toMatchObject({ state: 'COMPLETED', success: true });
     expect(String(done.kwargs['location'])).toMatch(/\.rdb\.gz$/);
 
-    b = await startTestAgent({ transportUrl: rabbit.url, guestId: target, key: KEY, datastorePort: await freePort(), factory: createRedisDatastore, manager: 'redis' });
+    b = await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: target, key: KEY, datastorePort: await freePort(), factory: createRedisDatastore, manager: 'redis' });
     ok(await callB.api('prepare', {
       memory_mb: 256, packages: '', databases: [], users: [], ds_version: '7.0', config_contents: 'save ""\nappendonly no\n',
       backup_info: { id: 'restore', location: done.kwargs['location'], checksum: done.kwargs['checksum'] },

@@ -8,6 +8,7 @@ import { startTestAgent, type TestAgent } from '../harness/agent.ts';
 import { PythonCaller, PythonConductor, type ConductorCast } from '../harness/python-peer.ts';
 
 const rabbit = inject('rabbit');
+const conductorQueue = `trove-conductor-${randomUUID()}`;
 const KEY = 'conductor-key-' + randomUUID();
 const guestId = randomUUID();
 let ds: FakeDatastore;
@@ -19,7 +20,7 @@ const status = (c: ConductorCast) => (c.kwargs['payload'] as { service_status?: 
 beforeAll(async () => {
   [caller, conductor] = await Promise.all([
     PythonCaller.start({ url: rabbit.url, guestId, key: KEY }),
-    PythonConductor.start({ url: rabbit.url, keys: { [guestId]: KEY } }),
+    PythonConductor.start({ url: rabbit.url, keys: { [guestId]: KEY }, queue: conductorQueue }),
   ]);
 });
 afterAll(async () => {
@@ -36,7 +37,7 @@ describe('prepare and conductor', () => {
       { notification: true },
     );
     expect(sent).toEqual({ ok: true, result: null });
-    ta = await startTestAgent({ transportUrl: rabbit.url, guestId, key: KEY, reportInterval: 2, factory: () => (ds = createFakeDatastore('/tmp')) });
+    ta = await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId, key: KEY, reportInterval: 2, factory: () => (ds = createFakeDatastore('/tmp')) });
     const building = await conductor.waitFor((c) => c.method === 'heartbeat' && status(c) === 'building');
     const healthy = await conductor.waitFor((c) => c.method === 'heartbeat' && status(c) === 'healthy');
     expect(building.kwargs['instance_id']).toBe(guestId);
