@@ -157,6 +157,8 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
     segmentMaxSize: c.backup.segmentMaxSize,
     swiftUrl: c.backup.swiftUrl ?? null,
     datastoreVersion: c.datastoreVersion,
+    encryptionKey: c.backup.encryptionKey,
+    compression: c.backup.compression,
   });
   const methods = buildMethodTable({
     backups,

@@ -10,11 +10,12 @@
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
 import { AbortedError, BadRequestError, ChecksumMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { spawnStreaming } from '../process/exec.ts';
 import { Segmenter } from './segmenter.ts';
+import { createCompressor, createDecompressor, describeObjectName, type Codec } from './compress.ts';
+import { createDecryptor, createEncryptor } from './encrypt.ts';
 import type { SwiftClient } from './swift-client.ts';
 
 export interface ChildSpec {
@@ -43,8 +44,12 @@ export interface BackupRequest {
   segmentMaxSize?: number | undefined;
   /** Manifest suffix after `<backupId>.`: 'xbstream.gz' (default) or 'tar.gz'. */
   extension?: string | undefined;
-  /** gzip the producer's output (default true; false for tools that compress themselves, e.g. pg_basebackup -z). */
+  /** Compress the producer's output (default true; false for tools that compress themselves, e.g. pg_basebackup -z). */
   compress?: boolean | undefined;
+  /** Codec when compressing (default gzip, Trove's); `extension` must end with its suffix. */
+  codec?: Codec | undefined;
+  /** OpenSSL-compatible encryption key (backup_aes_cbc_key); the object name gets `.enc`. Never logged. */
+  encryptionKey?: string | null | undefined;
   signal?: AbortSignal | undefined;
   log: Logger;
 }
@@ -88,7 +93,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
   checkName('container', req.container);
   checkName('backup id', req.backupId);
   const extension = req.extension ?? 'xbstream.gz';
-  const manifest = `${req.backupId}.${extension}`;
+  const manifest = `${req.backupId}.${extension}${req.encryptionKey ? '.enc' : ''}`;
   checkName('object name', manifest);
   if (typeof req.metadata !== 'function') metadataHeaders(req.metadata); // refuse bad keys before any upload
   const { swift, container, log } = req;
@@ -110,10 +115,11 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
   const stdout = child.stdout;
   if (!stdout) throw new Error('producer has no stdout');
   try {
-    const flowing =
-      req.compress === false
-        ? pipeline(stdout, segmenter, { signal: ac.signal })
-        : pipeline(stdout, createGzip(), segmenter, { signal: ac.signal });
+    const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [stdout];
+    if (req.compress !== false) stages.push(createCompressor(req.codec ?? 'gzip'));
+    if (req.encryptionKey) stages.push(createEncryptor(req.encryptionKey));
+    stages.push(segmenter);
+    const flowing = pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], { signal: ac.signal });
     // Either side failing stops the other: a dead child ends the stream, a
     // failed upload must kill the child.
     await Promise.all([
@@ -183,7 +189,9 @@ export interface RestoreRequest {
   swift: SwiftClient;
   /** The restore tool; reads the uncompressed stream on stdin. */
   consumer: ChildSpec;
-  /** gunzip before the consumer (default true). */
+  /** Key for `.enc` objects (backup_aes_cbc_key). */
+  encryptionKey?: string | null | undefined;
+  /** Decompress before the consumer (default true; the codec comes from the object name). */
   decompress?: boolean | undefined;
   signal?: AbortSignal | undefined;
   log: Logger;
@@ -206,6 +214,9 @@ export function parseLocation(location: string): { container: string; name: stri
 export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
   const { container, name } = parseLocation(req.location);
   const { log } = req;
+  // The object's name says how it was written: `.enc` encrypted, `.gz`/`.zst` compressed.
+  const what = describeObjectName(name);
+  if (what.encrypted && !req.encryptionKey) throw new BadRequestError(`backup ${name} is encrypted and no backup encryption key is configured`);
   const ac = linked(req.signal);
   const got = await req.swift.get(container, name, { signal: ac.signal });
   if (!req.checksum) log.warn({ object: `${container}/${name}` }, 'restoring without a checksum to verify');
@@ -234,10 +245,11 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
   const stdin = child.stdin;
   if (!stdin) throw new Error('consumer has no stdin');
   try {
-    const flowing =
-      req.decompress === false
-        ? pipeline(got.body, count, stdin, { signal: ac.signal })
-        : pipeline(got.body, count, createGunzip(), stdin, { signal: ac.signal });
+    const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [got.body, count];
+    if (what.encrypted) stages.push(createDecryptor(req.encryptionKey!));
+    if (req.decompress !== false) stages.push(createDecompressor(what.codec ?? 'gzip'));
+    stages.push(stdin);
+    const flowing = pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], { signal: ac.signal });
     await Promise.all([
       flowing.catch((e: unknown) => {
         ac.abort();

@@ -10,6 +10,7 @@ import type { BackupFetcher, BackupInfo, Datastore, OpContext } from '../datasto
 import { BadRequestError, GuestError, OperationNotSupportedError } from '../errors.ts';
 import { redactText } from '../log.ts';
 import { runBackup, runRestore, parseLocation } from './pipeline.ts';
+import { CODEC_SUFFIX, type Codec } from './compress.ts';
 import { createSwiftClient, type SwiftClient } from './swift-client.ts';
 
 export interface BackupServiceOptions {
@@ -25,6 +26,10 @@ export interface BackupServiceOptions {
   /** [DEFAULT] swift_url (the project id is appended), when the caller sends no catalog. */
   swiftUrl: string | null;
   datastoreVersion: string | null;
+  /** backup_aes_cbc_key: backups are encrypted in OpenSSL's format when set. */
+  encryptionKey: string | null;
+  /** Codec for new backups; restores read the codec from the object name. */
+  compression: Codec;
 }
 
 export interface CallerContext {
@@ -70,7 +75,7 @@ export function createBackupService(o: BackupServiceOptions) {
         return metaOf((await swift.head(container, name, { signal: ctx.signal })).headers as Record<string, unknown>);
       },
       async restoreInto(location, checksum, consumer, ctx: OpContext) {
-        await runRestore({ location, checksum: checksum ?? undefined, swift, consumer, signal: ctx.signal, log: ctx.log });
+        await runRestore({ location, checksum: checksum ?? undefined, swift, consumer, encryptionKey: o.encryptionKey, signal: ctx.signal, log: ctx.log });
       },
     };
   }
@@ -95,8 +100,11 @@ export function createBackupService(o: BackupServiceOptions) {
           swift,
           container: info.swiftContainer ?? o.container,
           backupId: info.id,
-          extension: plan.extension,
+          // The plan names gzip ('xbstream.gz'); another codec swaps the suffix.
+          extension: plan.compress ? plan.extension.replace(/\.gz$/, `.${CODEC_SUFFIX[o.compression]}`) : plan.extension,
           compress: plan.compress,
+          codec: o.compression,
+          encryptionKey: o.encryptionKey,
           segmentMaxSize: o.segmentMaxSize,
           metadata: () => ({
             datastore: info.datastore ?? o.datastore.name,

@@ -74,6 +74,8 @@ export interface BackupOptions {
   chunkSize: number;
   /** backup_aes_cbc_key; null when empty (Trove's default ''). Secret. */
   encryptionKey: string | null;
+  /** backup_compression (ours): gzip (default, Trove-compatible) or zstd. */
+  compression: 'gzip' | 'zstd';
   /** backup_use_gzip_compression. Default true. */
   useGzip: boolean;
   /** backup_use_openssl_encryption. Default true. */
@@ -157,7 +159,12 @@ export interface LoadOptions {
 /** The table with the guest_info.conf key Trove writes but does not register. */
 const TABLE: OptionTable = {
   ...TROVE_OPTIONS,
-  DEFAULT: { ...TROVE_OPTIONS['DEFAULT'], tenant_id: { kind: 'str', default: null } },
+  DEFAULT: {
+    ...TROVE_OPTIONS['DEFAULT'],
+    tenant_id: { kind: 'str', default: null },
+    // Ours, not Trove's: the backup codec (gzip is what Trove's tool writes and reads).
+    backup_compression: { kind: 'str', default: 'gzip', choices: ['gzip', 'zstd'] },
+  },
 };
 
 const DATASTORES: readonly DatastoreName[] = ['mysql', 'mariadb', 'postgresql', 'redis'];
@@ -317,6 +324,7 @@ function build(r: Resolver, files: readonly IniFile[]): AgentConfig {
       segmentMaxSize: num(D, 'backup_segment_max_size'),
       chunkSize: num(D, 'backup_chunk_size'),
       encryptionKey: nonEmpty(D, 'backup_aes_cbc_key'),
+      compression: str(D, 'backup_compression') === 'zstd' ? 'zstd' : 'gzip',
       useGzip: bool(D, 'backup_use_gzip_compression'),
       useOpensslEncryption: bool(D, 'backup_use_openssl_encryption'),
       useSnet: bool(D, 'backup_use_snet'),
