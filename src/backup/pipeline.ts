@@ -50,6 +50,9 @@ export interface BackupRequest {
   codec?: Codec | undefined;
   /** OpenSSL-compatible encryption key (backup_aes_cbc_key); the object name gets `.enc`. Never logged. */
   encryptionKey?: string | null | undefined;
+  /** Called every `progressIntervalMs` (default 30 s) with bytes read from the tool and bytes stored so far. */
+  onProgress?: ((p: { sourceBytes: number; storedBytes: number; mbPerSec: number }) => void) | undefined;
+  progressIntervalMs?: number | undefined;
   signal?: AbortSignal | undefined;
   log: Logger;
 }
@@ -114,8 +117,22 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
   log.info({ container, manifest, command }, 'backup started');
   const stdout = child.stdout;
   if (!stdout) throw new Error('producer has no stdout');
+  let progress: NodeJS.Timeout | null = null;
   try {
-    const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [stdout];
+    let sourceBytes = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        sourceBytes += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    const startedAt = Date.now();
+    progress = setInterval(() => {
+      const p = { sourceBytes, storedBytes: segmenter.bytes, mbPerSec: sourceBytes / 1e6 / Math.max(0.001, (Date.now() - startedAt) / 1000) };
+      log.info({ source_bytes: p.sourceBytes, stored_bytes: p.storedBytes, mb_per_s: Math.round(p.mbPerSec * 10) / 10 }, 'backup progress');
+      req.onProgress?.(p);
+    }, req.progressIntervalMs ?? 30_000);
+    const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [stdout, counter];
     if (req.compress !== false) stages.push(createCompressor(req.codec ?? 'gzip'));
     if (req.encryptionKey) stages.push(createEncryptor(req.encryptionKey));
     stages.push(segmenter);
@@ -133,6 +150,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
       }),
     ]);
   } catch (e) {
+    if (progress) clearInterval(progress);
     // Wait until the child is really gone (SIGKILL after the grace period) before reporting.
     const childErr = await done.then(() => undefined, (ce: unknown) => ce);
     await cleanup(swift, container, segmenter.started, log);
@@ -141,6 +159,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
     throw childErr instanceof Error && !(childErr instanceof AbortedError) ? childErr : e;
   }
 
+  if (progress) clearInterval(progress);
   const segs = segmenter.segments;
   let checksum: string;
   try {

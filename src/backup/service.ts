@@ -30,6 +30,8 @@ export interface BackupServiceOptions {
   encryptionKey: string | null;
   /** Codec for new backups; restores read the codec from the object name. */
   compression: Codec;
+  /** How often a running backup reports BUILDING with the size so far, ms (default 30 s). */
+  progressIntervalMs?: number;
 }
 
 export interface CallerContext {
@@ -114,6 +116,11 @@ export function createBackupService(o: BackupServiceOptions) {
           }),
           signal: ctx.signal,
           log: ctx.log.child({ backup_id: info.id }),
+          progressIntervalMs: o.progressIntervalMs,
+          // `trove backup-show` moves while a long backup runs.
+          onProgress: (p) => {
+            void o.updateBackup(info.id, { ...state, size: Math.round((p.storedBytes / 1024 ** 3) * 100) / 100 }).catch(() => {});
+          },
         });
         Object.assign(state, {
           checksum: result.checksum,

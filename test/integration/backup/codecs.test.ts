@@ -67,4 +67,15 @@ describe('backup codecs and encryption', () => {
     expect(body.readUInt32LE(0)).toBe(0xfd2fb528); // zstd frame magic
     await runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), log });
   });
+
+  it('reports progress while the tool streams', async () => {
+    const id = `prog-${randomUUID().slice(0, 8)}`;
+    // 8 chunks of 256 KiB, 100 ms apart.
+    const slow = { file: node, args: ['-e', "let i=0;const t=setInterval(()=>{process.stdout.write(Buffer.alloc(262144,i));if(++i===8)clearInterval(t)},100)"] };
+    const seen: number[] = [];
+    await runBackup({ producer: slow, swift, container, backupId: id, metadata: {}, log, progressIntervalMs: 150, onProgress: (p) => seen.push(p.sourceBytes) });
+    expect(seen.length).toBeGreaterThanOrEqual(3);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThanOrEqual(seen[i - 1]!);
+    expect(seen.at(-1)!).toBeGreaterThan(0);
+  });
 });
