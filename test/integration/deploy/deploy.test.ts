@@ -26,6 +26,29 @@ describe('deployment', () => {
     }
   });
 
+  it("each template stays valid with what Trove 18 appends (injected files), and keeps both parts", async () => {
+    // BaseInstance.prepare_cloud_config, the real Trove code: template text + "#cloud-config\nwrite_files: ...".
+    const script = [
+      'import json, sys, warnings', 'warnings.filterwarnings("ignore")',
+      'from trove.common import cfg', 'cfg.CONF([], project="trove")',
+      'from trove.instance.models import BaseInstance',
+      'files = {"/etc/trove/conf.d/guest_info.conf": "[DEFAULT]\\nguest_id=g\\n", "/etc/trove/conf.d/trove-guestagent.conf": "[DEFAULT]\\n"}',
+      'sys.stdout.write(BaseInstance.prepare_cloud_config(None, files))',
+    ].join('\n');
+    const appended = (await run('/usr/bin/python3', ['-c', script])).stdout;
+    expect(appended).toContain('write_files:');
+    const dir = mkdtempSync(join(tmpdir(), 'ga-ud-'));
+    for (const t of readdirSync(join(ROOT, 'cloudinit'))) {
+      const merged = join(dir, t);
+      writeFileSync(merged, readFileSync(join(ROOT, 'cloudinit', t), 'utf8') + appended);
+      const { stdout } = await run('cloud-init', ['schema', '--config-file', merged]);
+      expect(stdout).toContain('Valid cloud-config');
+      const parsed = JSON.parse((await run('/usr/bin/python3', ['-c', 'import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', merged])).stdout);
+      expect(parsed.write_files.map((f: { path: string }) => f.path)).toContain('/etc/trove/conf.d/guest_info.conf');
+      expect(JSON.stringify(parsed.runcmd)).toContain('guestagent.service');
+    }
+  });
+
   it('the systemd unit verifies', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ga-unit-'));
     // verify wants ExecStart to exist: point it at a stand-in with the same arguments.
