@@ -6,13 +6,14 @@
 import type { DatastoreFactory, DatastoreName } from '../src/datastore.ts';
 import { createMariadbDatastore } from './mariadb/index.ts';
 import { createMysqlDatastore } from './mysql/index.ts';
+import { createPostgresDatastore } from './postgresql/index.ts';
 import { createRedisDatastore } from './redis/index.ts';
 
 /** A factory, or null while that datastore is not part of this build. */
 export const DATASTORES: Readonly<Record<DatastoreName, DatastoreFactory | null>> = {
   mysql: createMysqlDatastore,
   mariadb: createMariadbDatastore,
-  postgresql: null,
+  postgresql: createPostgresDatastore,
   redis: createRedisDatastore,
 } as const satisfies Record<DatastoreName, DatastoreFactory | null>;
 

@@ -10,6 +10,8 @@ PACKAGES=(
   python3-trove python3-oslo.messaging          # Trove 18 + oslo.messaging 14: the real peer in tests
   rabbitmq-server                               # private broker per test run
   mariadb-server mariadb-backup                 # MySQL/MariaDB datastore and its backups
+  postgresql-15                                 # PostgreSQL datastore (initdb, postgres, pg_basebackup)
+  redis-server                                  # Redis datastore
   swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached  # private Swift
   e2fsprogs xfsprogs util-linux rsync           # volume handling
   openssl gzip curl ca-certificates

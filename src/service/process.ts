@@ -20,6 +20,9 @@ export interface ProcessRunnerOptions {
   stopGraceMs?: number;
   /** Restart delays after unexpected exits, ms (default 1 s doubling to 30 s). */
   restartDelayMs?: number;
+  /** Run the server as this user (PostgreSQL refuses to run as root). */
+  uid?: number;
+  gid?: number;
 }
 
 export function createProcessRunner(o: ProcessRunnerOptions): ServiceRunner & { readonly pid: number | null } {
@@ -32,7 +35,7 @@ export function createProcessRunner(o: ProcessRunnerOptions): ServiceRunner & { 
 
   const launch = (): ChildProcess => {
     const { file, args, env } = o.command();
-    const c = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const c = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, uid: o.uid, gid: o.gid });
     for (const stream of [c.stdout, c.stderr]) {
       if (stream) createInterface({ input: stream }).on('line', (l) => o.log.info({ server: file }, redactText(l)));
     }

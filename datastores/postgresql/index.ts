@@ -1,0 +1,474 @@
+/**
+ * The PostgreSQL 15 datastore (Debian's). Under the process runner the agent
+ * runs initdb and supervises `postgres` itself as the postgres system user
+ * (PostgreSQL refuses root), with data, socket and logs under the state dir.
+ * The agent connects as its `os_admin` superuser (random password, 0600
+ * file) over the unix socket; Trove's users come in over TCP with
+ * scram-sha-256; os_admin is refused over the network. Root is the
+ * `postgres` role: NOLOGIN until enable_root gives it a password.
+ * Identifiers are quoted with node-postgres' escapeIdentifier; the few
+ * values DDL cannot take as parameters (passwords, encodings) with
+ * escapeLiteral; everything else is a bind parameter.
+ */
+import { randomBytes } from 'node:crypto';
+import { accessSync, chmodSync, chownSync, constants as fsc, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import pg from 'pg';
+import type { Admin, BackupFetcher, Datastore, DatastoreOptions, OpContext, Page, PageRequest, PrepareRequest, Root, Schema, ServiceStatus, User } from '../../src/datastore.ts';
+import { BadRequestError, DatabaseNotFoundError, GuestError, InvalidValueError, OperationNotSupportedError, UserNotFoundError } from '../../src/errors.ts';
+import { exec } from '../../src/process/exec.ts';
+import { createProcessRunner } from '../../src/service/process.ts';
+import type { ServiceRunner } from '../../src/service/runner.ts';
+import { createSystemdRunner } from '../../src/service/systemd.ts';
+
+const BIN = '/usr/lib/postgresql/15/bin';
+export const DEFAULT_PROCESS_PORT = 15432;
+/** trove/common/db/postgresql/models.py: any characters, not ending in whitespace, at most 63. */
+const NAME = /^[\u0001-\uFFFF]*[^\s]$/u;
+
+function validName(what: string, v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > 63 || !NAME.test(v) || v.includes('\0')) {
+    throw new InvalidValueError(`'${String(v)}' is not a valid ${what} name.`);
+  }
+  return v;
+}
+function validPassword(v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0 || v.includes('\0')) throw new InvalidValueError('The password is not valid.');
+  return v;
+}
+const ident = (s: string) => pg.escapeIdentifier(s);
+const literal = (s: string) => pg.escapeLiteral(s);
+
+interface PgUser {
+  uid: number;
+  gid: number;
+}
+function postgresUser(): PgUser {
+  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+  if (!line) throw new GuestError('the postgres system user does not exist (apt-get install postgresql-15)');
+  const f = line.split(':');
+  return { uid: Number(f[2]), gid: Number(f[3]) };
+}
+
+export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
+  const { log, section, runner: runnerKind, stateDir, events } = opts;
+  const mountPoint = typeof section['mount_point'] === 'string' ? section['mount_point'] : '/var/lib/postgresql';
+  const dataDir = runnerKind === 'process' ? join(stateDir, 'data') : join(mountPoint, 'data');
+  const socketDir = runnerKind === 'process' ? join(stateDir, 'run') : '/var/run/postgresql';
+  const secretFile = join(stateDir, 'os_admin.pass');
+  const port = opts.port ?? (runnerKind === 'process' ? DEFAULT_PROCESS_PORT : 5432);
+  const ignoreUsers = Array.isArray(section['ignore_users']) ? section['ignore_users'].map(String) : ['os_admin', 'postgres'];
+  const ignoreDbs = [...new Set([...(Array.isArray(section['ignore_dbs']) ? section['ignore_dbs'].map(String) : ['os_admin', 'postgres']), 'template0', 'template1'])];
+  const owner = postgresUser();
+  /** Extra server options for the next start (a trust hba while resetting os_admin after a restore). */
+  let oneOff: string[] = [];
+
+  const password = (): string | null => (existsSync(secretFile) ? readFileSync(secretFile, 'utf8').trim() : null);
+  async function withClient<T>(fn: (c: pg.Client) => Promise<T>, as: { user: string; password: string | null; database?: string } | null = null): Promise<T> {
+    const user = as?.user ?? 'os_admin';
+    const pw = as ? as.password : password();
+    if (!as && pw === null) throw new GuestError('The database has not been prepared: no admin credentials yet.');
+    const c = new pg.Client({ host: socketDir, port, user, password: pw ?? undefined, database: as?.database ?? 'postgres', connectionTimeoutMillis: 5000 });
+    await c.connect();
+    try {
+      return await fn(c);
+    } finally {
+      await c.end().catch(() => {});
+    }
+  }
+  /** Up and out of startup/recovery: an authentication refusal counts, "starting up" does not. */
+  async function acceptsConnections(): Promise<boolean> {
+    const c = new pg.Client({ host: socketDir, port, user: 'postgres', database: 'postgres', password: 'x', connectionTimeoutMillis: 2000 });
+    try {
+      await c.connect();
+      await c.end().catch(() => {});
+      return true;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      return code !== undefined && code !== '57P03' && !code.startsWith('E');
+    }
+  }
+
+  const ping = async (): Promise<boolean> => {
+    try {
+      await withClient((c) => c.query('SELECT 1'));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  const runner: ServiceRunner =
+    runnerKind === 'process'
+      ? createProcessRunner({
+          log: log.child({ component: 'postgres' }),
+          uid: owner.uid,
+          gid: owner.gid,
+          async waitReady(ctx) {
+            const deadline = Date.now() + 120_000;
+            while (Date.now() < deadline) {
+              if (ctx.signal.aborted) throw new GuestError('aborted while waiting for postgres');
+              if (runner.state() !== 'running') throw new GuestError('postgres exited; see its log lines above');
+              if (existsSync(join(socketDir, `.s.PGSQL.${port}`)) && (await acceptsConnections())) return;
+              await new Promise((r) => setTimeout(r, 100));
+            }
+            throw new GuestError('postgres did not open its socket within 120 s');
+          },
+          command: () => ({
+            file: join(BIN, 'postgres'),
+            // Runner-owned settings on the command line win over postgresql.conf.
+            args: ['-D', dataDir, '-c', `port=${port}`, '-c', `unix_socket_directories=${socketDir}`, '-c', 'listen_addresses=127.0.0.1', ...oneOff],
+          }),
+        })
+      : createSystemdRunner('postgresql@15-main', exec);
+
+  /** The data and socket dirs belong to postgres, so every directory above them must let it through. */
+  function ensureDirs(): void {
+    mkdirSync(stateDir, { recursive: true, mode: 0o711 });
+    chmodSync(stateDir, 0o711);
+    for (let d = stateDir; d !== dirname(d); d = dirname(d)) {
+      if ((statSync(d).mode & 0o001) === 0) {
+        throw new GuestError(`${d} is not traversable by the postgres user (mode ${(statSync(d).mode & 0o777).toString(8)}); give it o+x or choose another --state-dir`);
+      }
+    }
+    for (const d of [dataDir, socketDir]) {
+      mkdirSync(d, { recursive: true, mode: 0o700 });
+      chownSync(d, owner.uid, owner.gid);
+    }
+    accessSync(stateDir, fsc.X_OK);
+  }
+
+  function writeHba(trust = false): string {
+    const file = join(dataDir, trust ? 'pg_hba.trust.conf' : 'pg_hba.conf');
+    const lines = trust
+      ? ['local all all trust']
+      : [
+          '# Written by guestagent: the admin stays local, Trove users come in with passwords.',
+          'local all postgres scram-sha-256',
+          'local all os_admin scram-sha-256',
+          'local replication os_admin scram-sha-256',
+          'host all os_admin all reject',
+          'local all all scram-sha-256',
+          'host all all 0.0.0.0/0 scram-sha-256',
+          'host all all ::/0 scram-sha-256',
+        ];
+    writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600 });
+    chownSync(file, owner.uid, owner.gid);
+    return file;
+  }
+
+  function writeConfig(contents: string | null, overrides: Record<string, unknown> | null): void {
+    const conf = join(dataDir, 'postgresql.conf');
+    const base = contents ?? (existsSync(conf) ? readFileSync(conf, 'utf8').replace(/\n# Written by guestagent[\s\S]*$/, '\n') : '');
+    writeFileSync(conf, `${base.replace(/\s*$/, '\n')}\n# Written by guestagent: overrides are read last.\ninclude_if_exists 'guestagent-overrides.conf'\n`, { mode: 0o600 });
+    chownSync(conf, owner.uid, owner.gid);
+    if (overrides) writeOverrides(overrides);
+  }
+
+  function writeOverrides(overrides: Record<string, unknown>): void {
+    const lines: string[] = [];
+    for (const [k, v] of Object.entries(overrides)) {
+      if (!/^[a-z][a-z0-9_.]*$/.test(k)) throw new BadRequestError(`'${k}' is not a valid configuration option name`);
+      if (typeof v === 'object' || /[\r\n\0]/.test(String(v))) throw new BadRequestError(`the value of '${k}' is not a single-line value`);
+      lines.push(`${k} = '${String(v).replace(/\\/g, '\\\\').replace(/'/g, "''")}'`);
+    }
+    const file = join(dataDir, 'guestagent-overrides.conf');
+    writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600 });
+    chownSync(file, owner.uid, owner.gid);
+  }
+
+  async function initdb(ctx: OpContext): Promise<string> {
+    const initPw = randomBytes(24).toString('base64url');
+    const pwfile = join(dataDir, '..', 'initdb.pw');
+    writeFileSync(pwfile, initPw + '\n', { mode: 0o600 });
+    chownSync(pwfile, owner.uid, owner.gid);
+    try {
+      await exec(join(BIN, 'initdb'), ['-D', dataDir, '-U', 'postgres', `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C.UTF-8'], {
+        uid: owner.uid, gid: owner.gid, signal: ctx.signal, log: ctx.log, timeoutMs: 300_000,
+      });
+    } finally {
+      rmSync(pwfile, { force: true });
+    }
+    return initPw;
+  }
+
+  /** os_admin superuser with a random password (0600 file); postgres (root) NOLOGIN. */
+  async function secure(as: { user: string; password: string | null }, ctx: OpContext): Promise<void> {
+    const pw = randomBytes(24).toString('base64url');
+    await withClient(async (c) => {
+      const exists = (await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', ['os_admin'])).rowCount;
+      await c.query(`${exists ? 'ALTER' : 'CREATE'} ROLE os_admin WITH SUPERUSER LOGIN REPLICATION PASSWORD ${literal(pw)}`);
+    }, as);
+    writeFileSync(secretFile, pw + '\n', { mode: 0o600 });
+    chmodSync(secretFile, 0o600);
+    ctx.log.info('database secured: os_admin created');
+  }
+
+  const admin: Admin = {
+    async createDatabases(dbs: Schema[], ctx) {
+      for (const d of dbs) {
+        validName('database', d.name);
+        if (ignoreDbs.includes(d.name)) throw new BadRequestError(`Database '${d.name}' is reserved and cannot be used.`);
+        for (const v of [d.characterSet, d.collate]) if (v && !/^[A-Za-z0-9_.@-]+$/.test(v)) throw new InvalidValueError(`'${v}' is not a valid encoding or collation.`);
+      }
+      await withClient(async (c) => {
+        for (const d of dbs) {
+          let sql = `CREATE DATABASE ${ident(d.name)}`;
+          if (d.characterSet) sql += ` ENCODING ${literal(d.characterSet)}`;
+          if (d.collate) sql += ` LC_COLLATE ${literal(d.collate)} LC_CTYPE ${literal(d.collate)} TEMPLATE template0`;
+          else if (d.characterSet) sql += ' TEMPLATE template0';
+          try {
+            await c.query(sql);
+          } catch (e) {
+            const code = (e as { code?: string }).code;
+            if (code === '42P04') continue; // already exists: as Trove, not an error
+            if (code === '22023' || code === '42704') throw new InvalidValueError((e as Error).message);
+            throw e;
+          }
+          ctx.log.info({ database: d.name }, 'database created');
+        }
+      });
+    },
+    async listDatabases(p: PageRequest): Promise<Page<Schema>> {
+      return withClient(async (c) => {
+        const params: unknown[] = [ignoreDbs];
+        let sql = 'SELECT datname AS name, pg_encoding_to_char(encoding) AS enc, datcollate AS co FROM pg_database WHERE NOT datistemplate AND datname <> ALL($1)';
+        if (p.marker) (params.push(p.marker), (sql += ` AND datname ${p.includeMarker ? '>=' : '>'} $${params.length}`));
+        sql += ' ORDER BY datname';
+        if (p.limit !== null && p.limit !== undefined) (params.push(p.limit + 1), (sql += ` LIMIT $${params.length}`));
+        const rows = (await c.query<{ name: string; enc: string; co: string }>(sql, params)).rows.map((r) => ({ name: r.name, characterSet: r.enc, collate: r.co }));
+        return page(rows, p.limit, (s) => s.name);
+      });
+    },
+    async deleteDatabase(db: Schema) {
+      validName('database', db.name);
+      if (ignoreDbs.includes(db.name)) throw new BadRequestError(`Database '${db.name}' is reserved and cannot be used.`);
+      await withClient(async (c) => {
+        if (!(await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [db.name])).rowCount) throw new DatabaseNotFoundError(db.name);
+        // Connected clients are ended first, as Trove's delete does.
+        await c.query(`DROP DATABASE ${ident(db.name)} WITH (FORCE)`);
+      });
+    },
+    async createUsers(users: User[], ctx) {
+      const checked = users.map((u) => {
+        validName('user', u.name);
+        if (ignoreUsers.includes(u.name)) throw new BadRequestError(`User '${u.name}' is reserved and cannot be used.`);
+        u.databases.forEach((d) => validName('database', d));
+        return { name: u.name, pw: validPassword(u.password), dbs: u.databases };
+      });
+      await withClient(async (c) => {
+        for (const u of checked) {
+          await c.query(`CREATE ROLE ${ident(u.name)} WITH LOGIN PASSWORD ${literal(u.pw)}`);
+          for (const d of u.dbs) await c.query(`GRANT ALL PRIVILEGES ON DATABASE ${ident(d)} TO ${ident(u.name)}`);
+          ctx.log.info({ user: u.name }, 'user created');
+        }
+      });
+    },
+    async listUsers(p: PageRequest): Promise<Page<User>> {
+      return withClient(async (c) => {
+        const params: unknown[] = [ignoreUsers];
+        let sql = "SELECT rolname AS name FROM pg_roles WHERE rolcanlogin AND rolname <> ALL($1) AND rolname !~ '^pg_'";
+        if (p.marker) (params.push(p.marker), (sql += ` AND rolname ${p.includeMarker ? '>=' : '>'} $${params.length}`));
+        sql += ' ORDER BY rolname';
+        if (p.limit !== null && p.limit !== undefined) (params.push(p.limit + 1), (sql += ` LIMIT $${params.length}`));
+        const names = (await c.query<{ name: string }>(sql, params)).rows.map((r) => r.name);
+        const pg1 = page(names, p.limit, (n) => n);
+        const items: User[] = [];
+        for (const n of pg1.items) items.push({ name: n, host: '%', password: null, databases: await access(c, n) });
+        return { items, nextMarker: pg1.nextMarker };
+      });
+    },
+    async getUser(name) {
+      validName('user', name);
+      if (ignoreUsers.includes(name)) throw new BadRequestError(`User '${name}' is reserved and cannot be used.`);
+      return withClient(async (c) => {
+        if (!(await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1 AND rolcanlogin', [name])).rowCount) return null;
+        return { name, host: '%', password: null, databases: await access(c, name) };
+      });
+    },
+    async deleteUser(user) {
+      validName('user', user.name);
+      if (ignoreUsers.includes(user.name)) throw new BadRequestError(`User '${user.name}' is reserved and cannot be used.`);
+      await withClient(async (c) => {
+        if (!(await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [user.name])).rowCount) throw new UserNotFoundError(user.name);
+        // Its privileges on databases go with it; objects it owns block the drop, as in PostgreSQL.
+        for (const d of await access(c, user.name)) await c.query(`REVOKE ALL PRIVILEGES ON DATABASE ${ident(d)} FROM ${ident(user.name)}`);
+        await c.query(`DROP ROLE ${ident(user.name)}`);
+      });
+    },
+    async updateAttributes(name, _host, attrs) {
+      validName('user', name);
+      await withClient(async (c) => {
+        if (!(await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount) throw new UserNotFoundError(name);
+        if (attrs.password) await c.query(`ALTER ROLE ${ident(name)} WITH PASSWORD ${literal(validPassword(attrs.password))}`);
+        if (attrs.name && attrs.name !== name) {
+          validName('user', attrs.name);
+          if (ignoreUsers.includes(attrs.name)) throw new BadRequestError(`User '${attrs.name}' is reserved and cannot be used.`);
+          await c.query(`ALTER ROLE ${ident(name)} RENAME TO ${ident(attrs.name)}`);
+          // A rename clears an MD5 password; scram ones survive.
+        }
+      });
+    },
+    async changePasswords(users) {
+      await withClient(async (c) => {
+        for (const u of users) {
+          validName('user', u.name);
+          if (!(await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [u.name])).rowCount) throw new UserNotFoundError(u.name);
+          await c.query(`ALTER ROLE ${ident(u.name)} WITH PASSWORD ${literal(validPassword(u.password))}`);
+        }
+      });
+    },
+    async grantAccess(name, _host, databases) {
+      validName('user', name);
+      databases.forEach((d) => validName('database', d));
+      await withClient(async (c) => {
+        if (!(await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount) throw new UserNotFoundError(name);
+        for (const d of databases) await c.query(`GRANT ALL PRIVILEGES ON DATABASE ${ident(d)} TO ${ident(name)}`);
+      });
+    },
+    async revokeAccess(name, _host, database) {
+      validName('user', name);
+      validName('database', database);
+      await withClient(async (c) => {
+        if (!(await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount) throw new UserNotFoundError(name);
+        await c.query(`REVOKE ALL PRIVILEGES ON DATABASE ${ident(database)} FROM ${ident(name)}`);
+      });
+    },
+    async listAccess(name) {
+      validName('user', name);
+      return withClient(async (c) => {
+        if (!(await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount) throw new UserNotFoundError(name);
+        return (await access(c, name)).map((d) => ({ name: d, characterSet: null, collate: null }));
+      });
+    },
+  };
+
+  async function access(c: pg.Client, role: string): Promise<string[]> {
+    const r = await c.query<{ d: string }>(
+      'SELECT DISTINCT d.datname AS d FROM pg_database d, aclexplode(d.datacl) a JOIN pg_roles r ON a.grantee = r.oid WHERE r.rolname = $1 AND NOT d.datistemplate ORDER BY 1',
+      [role],
+    );
+    return r.rows.map((x) => x.d).filter((d) => !ignoreDbs.includes(d));
+  }
+
+  const root: Root = {
+    async enableRoot(pw) {
+      const p = pw === null ? randomBytes(24).toString('base64url') : validPassword(pw);
+      await withClient((c) => c.query(`ALTER ROLE postgres WITH LOGIN PASSWORD ${literal(p)}`));
+      events.rootEnabled?.({ name: 'postgres', host: '%', password: null, databases: [] });
+      return { name: 'postgres', host: '%', password: p, databases: [], isRoot: true };
+    },
+    async disableRoot() {
+      await withClient((c) => c.query('ALTER ROLE postgres WITH NOLOGIN PASSWORD NULL'));
+    },
+    async isRootEnabled() {
+      return withClient(async (c) => Boolean((await c.query<{ l: boolean }>("SELECT rolcanlogin AS l FROM pg_roles WHERE rolname = 'postgres'")).rows[0]?.l));
+    },
+  };
+
+  return {
+    name: 'postgresql',
+    mountPoint,
+    status: {
+      async status(): Promise<ServiceStatus> {
+        if (await ping()) return 'healthy';
+        const s = runner.state();
+        return s === 'running' ? 'running' : s === 'crashed' ? 'crashed' : 'shutdown';
+      },
+    },
+    admin,
+    root,
+    configuration: {
+      async updateOverrides(overrides, remove) {
+        writeOverrides(remove ? {} : overrides);
+      },
+      async applyOverrides(_overrides, ctx) {
+        // The overrides file is already written; reload picks up what can change live.
+        await withClient((c) => c.query('SELECT pg_reload_conf()'));
+        ctx.log.info('configuration reloaded');
+      },
+      async resetConfiguration(contents) {
+        writeConfig(contents, null);
+      },
+    },
+    backup: {
+      async plan() {
+        const pw = password();
+        if (pw === null) throw new GuestError('The database has not been prepared: no admin credentials for the backup.');
+        return {
+          // One tar on stdout with the WAL needed for consistency; the password goes through the environment.
+          producer: { file: join(BIN, 'pg_basebackup'), args: ['-h', socketDir, '-p', String(port), '-U', 'os_admin', '-D', '-', '-Ft', '-X', 'fetch', '-w'], env: { PGPASSWORD: pw } },
+          extension: 'tar.gz',
+          compress: true,
+          metadata: () => ({}),
+          cleanup: async () => {},
+        };
+      },
+    },
+    lifecycle: {
+      async prepare(req: PrepareRequest, ctx: OpContext, fetcher?: BackupFetcher) {
+        if (req.backupInfo && !fetcher) throw new OperationNotSupportedError('restore from backup during prepare', 'postgresql');
+        await runner.stop(ctx);
+        ensureDirs();
+        let as: { user: string; password: string | null };
+        if (req.backupInfo && fetcher) {
+          if (!req.backupInfo.location) throw new GuestError('backup_info has no location to restore from');
+          rmSync(dataDir, { recursive: true, force: true });
+          ensureDirs();
+          await fetcher.restoreInto(req.backupInfo.location, req.backupInfo.checksum ?? null, { file: '/usr/bin/tar', args: ['-x', '-C', dataDir] }, ctx);
+          await exec('/usr/bin/chown', ['-R', `${owner.uid}:${owner.gid}`, dataDir], { signal: ctx.signal });
+          chmodSync(dataDir, 0o700);
+          writeConfig(req.configContents, req.overrides);
+          // The restored os_admin has the source's password: reset it through a local-trust start.
+          oneOff = ['-c', `hba_file=${writeHba(true)}`];
+          await runner.start(ctx);
+          // The source locked postgres (NOLOGIN); its os_admin can still log in. A backup
+          // whose os_admin is missing (another tool's) falls back to postgres.
+          as = (await withClient(async () => true, { user: 'os_admin', password: null }).catch(() => false))
+            ? { user: 'os_admin', password: null }
+            : { user: 'postgres', password: null };
+        } else {
+          const initPw = await initdb(ctx);
+          writeConfig(req.configContents, req.overrides);
+          writeHba();
+          await runner.start(ctx);
+          as = { user: 'postgres', password: initPw };
+        }
+        await secure(as, ctx);
+        if (oneOff.length) {
+          oneOff = [];
+          writeHba();
+          await runner.restart(ctx);
+        }
+        await withClient((c) => c.query('ALTER ROLE postgres WITH NOLOGIN PASSWORD NULL')).catch((err: unknown) => ctx.log.warn({ err }, 'could not lock postgres'));
+        if (!req.clusterConfig) {
+          if (req.databases.length) await admin.createDatabases(req.databases, ctx).catch((err: unknown) => ctx.log.warn({ err }, 'creating databases failed'));
+          if (req.users.length) await admin.createUsers(req.users, ctx).catch((err: unknown) => ctx.log.warn({ err }, 'creating users failed'));
+          if (req.rootPassword && !req.backupInfo) await root.enableRoot(req.rootPassword, ctx).catch((err: unknown) => ctx.log.error({ err }, 'enabling root failed'));
+        }
+      },
+      async restart(ctx) {
+        await runner.restart(ctx);
+      },
+      async stop(o, ctx) {
+        await runner.stop(ctx, { disableOnBoot: o.doNotStartOnReboot });
+      },
+      async startWithConfChanges(contents, ctx) {
+        if (contents !== null) writeConfig(contents, null);
+        await runner.start(ctx);
+      },
+      async resume(prepared, ctx) {
+        if (prepared && runner.kind === 'process') await runner.start(ctx);
+      },
+      async close() {
+        await runner.close();
+      },
+    },
+  };
+}
+
+function page<T>(rows: T[], limit: number | null | undefined, marker: (t: T) => string): Page<T> {
+  if (limit === null || limit === undefined || rows.length <= limit) return { items: rows, nextMarker: null };
+  const items = rows.slice(0, limit);
+  return { items, nextMarker: marker(items[items.length - 1]!) };
+}

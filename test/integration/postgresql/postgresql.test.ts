@@ -1,0 +1,164 @@
+// A PostgreSQL 15 instance driven by Trove's own client: prepare, databases
+// (unicode and quoted names, dropped while a client is connected), users and
+// access enforced by a real client over TCP, root, paging, and a backup to
+// Swift restored into a new agent-started server.
+import { randomUUID } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createPostgresDatastore } from '../../../datastores/postgresql/index.ts';
+import { startTestAgent, type TestAgent } from '../harness/agent.ts';
+import { freePort } from '../harness/ports.ts';
+import { PythonCaller, PythonConductor, type ConductorCast, type PeerResult } from '../harness/python-peer.ts';
+
+const rabbit = inject('rabbit');
+const conductorQueue = `trove-conductor-${randomUUID()}`;
+const swift = inject('swift');
+const KEY = 'pg-key-' + randomUUID();
+const source = randomUUID();
+const target = randomUUID();
+const context = { auth_token: swift.token, service_catalog: [{ type: 'object-store', endpoints: [{ publicURL: swift.storageUrl }] }] };
+let a: TestAgent;
+let b: TestAgent;
+let portA: number;
+let portB: number;
+let callA: PythonCaller;
+let callB: PythonCaller;
+let conductor: PythonConductor;
+const status = (c: ConductorCast) => (c.kwargs['payload'] as { service_status?: string } | undefined)?.service_status;
+const ok = (r: PeerResult) => {
+  expect(r, JSON.stringify(r)).toMatchObject({ ok: true });
+  return (r as { result: unknown }).result;
+};
+const names = (r: PeerResult) => ((ok(r) as [Array<{ _name: string }>, string | null])[0]).map((x) => x._name);
+/** The state dirs must let the postgres user through (the harness makes them 0700). */
+const opened = (ta: TestAgent) => {
+  chmodSync(dirname(ta.stateDir), 0o711);
+  mkdirSync(ta.stateDir, { recursive: true, mode: 0o711 });
+  chmodSync(ta.stateDir, 0o711);
+  return ta;
+};
+const SUM = "SELECT count(*)::int AS n, md5(string_agg(v, '' ORDER BY id)) AS h FROM items";
+const tcp = (port: number, user: string, password: string, database = 'postgres') => new pg.Client({ host: '127.0.0.1', port, user, password, database });
+const admin = (ta: TestAgent, port: number, database = 'postgres') =>
+  new pg.Client({ host: `${ta.stateDir}/postgresql/run`, port, user: 'os_admin', password: readFileSync(`${ta.stateDir}/postgresql/os_admin.pass`, 'utf8').trim(), database });
+
+beforeAll(async () => {
+  [callA, callB, conductor] = await Promise.all([
+    PythonCaller.start({ url: rabbit.url, guestId: source, key: KEY }),
+    PythonCaller.start({ url: rabbit.url, guestId: target, key: KEY }),
+    PythonConductor.start({ url: rabbit.url, keys: { [source]: KEY, [target]: KEY }, queue: conductorQueue }),
+  ]);
+  portA = await freePort();
+  a = opened(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql' }));
+  ok(await callA.api('prepare', {
+    memory_mb: 512, packages: '', ds_version: '15', config_contents: "max_connections = 50\nshared_buffers = '32MB'\n",
+    databases: [{ _name: 'app' }], users: [{ _name: 'alice', _password: "p'ss wörd", _databases: [{ _name: 'app' }] }],
+  }));
+  await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 120_000);
+}, 180_000);
+
+afterAll(async () => {
+  await a?.agent.stop();
+  await b?.agent.stop();
+  await Promise.all([callA?.close(), callB?.close(), conductor?.close()]);
+});
+
+describe('postgresql', () => {
+  it('prepare: users log in over TCP with their password; os_admin only locally; config applied', async () => {
+    const alice = tcp(portA, 'alice', "p'ss wörd", 'app');
+    await alice.connect();
+    expect((await alice.query('SHOW max_connections')).rows[0].max_connections).toBe('50');
+    await alice.end();
+    const pw = readFileSync(`${a.stateDir}/postgresql/os_admin.pass`, 'utf8').trim();
+    await expect((async () => { const c = tcp(portA, 'os_admin', pw); await c.connect(); await c.end(); })()).rejects.toThrow(/rejects|no pg_hba/);
+    expect(names(await callA.api('list_databases'))).toEqual(['app']);
+  });
+
+  it('databases: quoted and unicode names, pagination, dropped while a client is connected', async () => {
+    ok(await callA.api('create_database', { databases: [{ _name: 'wé"ird' }, { _name: 'b2' }, { _name: "c'3" }] }));
+    for (let i = 0; i < 50 && names(await callA.api('list_databases')).length < 4; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(names(await callA.api('list_databases'))).toEqual(['app', 'b2', "c'3", 'wé"ird']);
+    const [p1, marker] = ok(await callA.api('list_databases', { limit: 2 })) as [unknown[], string];
+    expect(p1).toHaveLength(2);
+    expect(marker).toBe('b2');
+    const held = admin(a, portA, 'b2');
+    await held.connect();
+    held.on('error', () => {});
+    ok(await callA.api('delete_database', { database: { _name: 'b2' } }));
+    for (let i = 0; i < 50 && names(await callA.api('list_databases')).includes('b2'); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(names(await callA.api('list_databases'))).not.toContain('b2');
+    await held.end().catch(() => {});
+    const bad = await callA.raw('delete_database', { database: { _name: 'postgres' } }, { timeout: 10 });
+    expect(!bad.ok && bad.error.remote_class).toBe('BadRequest');
+  });
+
+  it('users: access enforced, attributes, passwords, paging through many users', async () => {
+    ok(await callA.api('create_user', { users: [{ _name: 'bob', _password: 'b0b', _databases: [] }] }));
+    await new Promise((r) => setTimeout(r, 500));
+    const bob = tcp(portA, 'bob', 'b0b', 'app');
+    await bob.connect();
+    await bob.query('SELECT 1'); // CONNECT is granted to PUBLIC by default
+    await expect(bob.query('CREATE TABLE t (x int)')).rejects.toThrow(/permission denied/);
+    await bob.end();
+    ok(await callA.api('grant_access', { username: 'bob', hostname: '%', databases: ['app'] }));
+    expect((ok(await callA.api('list_access', { username: 'bob', hostname: '%' })) as Array<{ _name: string }>).map((d) => d._name)).toEqual(['app']);
+    ok(await callA.api('update_attributes', { username: 'bob', hostname: '%', user_attrs: { name: 'robert', password: 'r0b' } }));
+    await new Promise((r) => setTimeout(r, 500));
+    const robert = tcp(portA, 'robert', 'r0b', 'app');
+    await robert.connect();
+    await robert.end();
+    const c = admin(a, portA);
+    await c.connect();
+    for (let i = 0; i < 120; i++) await c.query(`CREATE ROLE ${pg.escapeIdentifier(`u${String(i).padStart(3, '0')}`)} LOGIN`);
+    await c.end();
+    let marker: string | null = null;
+    let seen = 0;
+    for (let i = 0; i < 20; i++) {
+      const [items, next] = ok(await callA.api('list_users', { limit: 50, marker })) as [unknown[], string | null];
+      seen += items.length;
+      if (!next) break;
+      marker = next;
+    }
+    expect(seen).toBe(122); // alice, robert and 120 more; os_admin and postgres hidden
+  });
+
+  it('root is the postgres role', async () => {
+    expect(ok(await callA.api('is_root_enabled'))).toBe(false);
+    ok(await callA.api('enable_root_with_password', { root_password: 'R00t' }));
+    const r = tcp(portA, 'postgres', 'R00t');
+    await r.connect();
+    await r.end();
+    ok(await callA.api('disable_root'));
+    expect(ok(await callA.api('is_root_enabled'))).toBe(false);
+  });
+
+  it('backs up to Swift and restores into a new server', async () => {
+    const c = admin(a, portA, 'app');
+    await c.connect();
+    await c.query('CREATE TABLE items AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g');
+    const before = (await c.query(SUM)).rows[0];
+    await c.end();
+    const from = conductor.received.length;
+    ok(await callA.api('create_backup', { backup_info: { id: 'pgb-' + randomUUID().slice(0, 8), instance_id: source, datastore: 'postgresql', datastore_version: '15' } }, { context }));
+    const done = await conductor.waitFor((x) => x.method === 'update_backup' && x.kwargs['state'] !== 'BUILDING', 120_000, from);
+    expect(done.kwargs, JSON.stringify(done.kwargs)).toMatchObject({ state: 'COMPLETED', success: true });
+    expect(String(done.kwargs['location'])).toMatch(/\.tar\.gz$/);
+    portB = await freePort();
+    b = opened(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: target, key: KEY, datastorePort: portB, factory: createPostgresDatastore, manager: 'postgresql' }));
+    ok(await callB.api('prepare', {
+      memory_mb: 512, packages: '', databases: [], users: [], ds_version: '15', config_contents: 'max_connections = 40\n',
+      backup_info: { id: 'restore', location: done.kwargs['location'], checksum: done.kwargs['checksum'] },
+    }, { context }));
+    const end = await conductor.waitFor((x) => x.kwargs['instance_id'] === target && ['healthy', 'failed to spawn'].includes(status(x) ?? ''), 120_000);
+    expect(status(end), JSON.stringify(end.kwargs)).toBe('healthy');
+    const r = admin(b, portB, 'app');
+    await r.connect();
+    expect((await r.query(SUM)).rows[0]).toEqual(before);
+    await r.end();
+    const alice = tcp(portB, 'alice', "p'ss wörd", 'app');
+    await alice.connect();
+    await alice.end();
+  }, 240_000);
+});
