@@ -230,8 +230,8 @@ export interface BackupPlan {
   extension: string;
   /** gzip the stream (false when the tool compresses itself). */
   compress: boolean;
-  /** Object metadata once the tool has finished (lsn, ...). */
-  metadata(): Record<string, string>;
+  /** Object metadata once the tool has finished (lsn, WAL positions, ...). */
+  metadata(): Record<string, string> | Promise<Record<string, string>>;
   /** Always called afterwards (temp files). */
   cleanup(): Promise<void>;
 }

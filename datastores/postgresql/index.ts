@@ -20,6 +20,7 @@ import { exec } from '../../src/process/exec.ts';
 import { createProcessRunner } from '../../src/service/process.ts';
 import type { ServiceRunner } from '../../src/service/runner.ts';
 import { createSystemdRunner } from '../../src/service/systemd.ts';
+import { historyOf, restoreChain, walSince, walTar } from './backup.ts';
 
 const BIN = '/usr/lib/postgresql/15/bin';
 export const DEFAULT_PROCESS_PORT = 15432;
@@ -55,6 +56,9 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
   const mountPoint = typeof section['mount_point'] === 'string' ? section['mount_point'] : '/var/lib/postgresql';
   const dataDir = runnerKind === 'process' ? join(stateDir, 'data') : join(mountPoint, 'data');
   const socketDir = runnerKind === 'process' ? join(stateDir, 'run') : '/var/run/postgresql';
+  /** Where archive_command copies finished WAL segments (incremental backups are made of them). */
+  const walArchive = runnerKind === 'process' ? join(stateDir, 'wal_archive') : join(mountPoint, 'wal_archive');
+  if (!/^[A-Za-z0-9_./-]+$/.test(walArchive)) throw new GuestError(`the WAL archive path ${walArchive} has characters archive_command cannot carry`);
   const secretFile = join(stateDir, 'os_admin.pass');
   const port = opts.port ?? (runnerKind === 'process' ? DEFAULT_PROCESS_PORT : 5432);
   const ignoreUsers = Array.isArray(section['ignore_users']) ? section['ignore_users'].map(String) : ['os_admin', 'postgres'];
@@ -62,6 +66,8 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
   const owner = postgresUser();
   /** Extra server options for the next start (a trust hba while resetting os_admin after a restore). */
   let oneOff: string[] = [];
+  /** Settings changed by apply_overrides that only a restart applies (reported as 'restart required'). */
+  let pendingRestart: string[] = [];
 
   const password = (): string | null => (existsSync(secretFile) ? readFileSync(secretFile, 'utf8').trim() : null);
   async function withClient<T>(fn: (c: pg.Client) => Promise<T>, as: { user: string; password: string | null; database?: string } | null = null): Promise<T> {
@@ -131,7 +137,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
         throw new GuestError(`${d} is not traversable by the postgres user (mode ${(statSync(d).mode & 0o777).toString(8)}); give it o+x or choose another --state-dir`);
       }
     }
-    for (const d of [dataDir, socketDir]) {
+    for (const d of [dataDir, socketDir, walArchive]) {
       mkdirSync(d, { recursive: true, mode: 0o700 });
       chownSync(d, owner.uid, owner.gid);
     }
@@ -160,8 +166,22 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
   function writeConfig(contents: string | null, overrides: Record<string, unknown> | null): void {
     const conf = join(dataDir, 'postgresql.conf');
     const base = contents ?? (existsSync(conf) ? readFileSync(conf, 'utf8').replace(/\n# Written by guestagent[\s\S]*$/, '\n') : '');
-    writeFileSync(conf, `${base.replace(/\s*$/, '\n')}\n# Written by guestagent: overrides are read last.\ninclude_if_exists 'guestagent-overrides.conf'\n`, { mode: 0o600 });
+    writeFileSync(
+      conf,
+      `${base.replace(/\s*$/, '\n')}\n# Written by guestagent: overrides, then the agent's own settings, are read last.\ninclude_if_exists 'guestagent-overrides.conf'\ninclude 'guestagent-runtime.conf'\n`,
+      { mode: 0o600 },
+    );
     chownSync(conf, owner.uid, owner.gid);
+    // WAL archiving on the agent's own paths (Trove's template names its container's paths).
+    const runtime = [
+      'wal_level = replica',
+      'archive_mode = on',
+      `archive_command = 'test ! -f ${walArchive}/%f && cp %p ${walArchive}/%f'`,
+      `restore_command = 'cp ${walArchive}/%f "%p"'`,
+    ];
+    const rt = join(dataDir, 'guestagent-runtime.conf');
+    writeFileSync(rt, runtime.join('\n') + '\n', { mode: 0o600 });
+    chownSync(rt, owner.uid, owner.gid);
     if (overrides) writeOverrides(overrides);
   }
 
@@ -371,7 +391,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
     mountPoint,
     status: {
       async status(): Promise<ServiceStatus> {
-        if (await ping()) return 'healthy';
+        if (await ping()) return pendingRestart.length ? 'restart required' : 'healthy';
         const s = runner.state();
         return s === 'running' ? 'running' : s === 'crashed' ? 'crashed' : 'shutdown';
       },
@@ -385,22 +405,42 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
       async applyOverrides(_overrides, ctx) {
         // The overrides file is already written; reload picks up what can change live.
         await withClient((c) => c.query('SELECT pg_reload_conf()'));
-        ctx.log.info('configuration reloaded');
+        // The reload is asynchronous: give the postmaster a moment before asking what still waits for a restart.
+        for (let i = 0; i < 20; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          pendingRestart = await withClient(async (c) => (await c.query<{ name: string }>('SELECT name FROM pg_settings WHERE pending_restart ORDER BY 1')).rows.map((r) => r.name));
+          if (pendingRestart.length) break;
+        }
+        if (pendingRestart.length) ctx.log.warn({ settings: pendingRestart }, 'configuration reloaded; these settings need a restart');
+        else ctx.log.info('configuration reloaded');
       },
       async resetConfiguration(contents) {
         writeConfig(contents, null);
       },
     },
     backup: {
-      async plan() {
+      async plan({ backupId, parent }, ctx) {
         const pw = password();
         if (pw === null) throw new GuestError('The database has not been prepared: no admin credentials for the backup.');
+        const metadata = () => historyOf(walArchive, backupId, ctx.signal);
+        if (parent) {
+          // A start/stop point of its own (its history file ends the WAL it carries), then the archived WAL since the parent.
+          await withClient(async (c) => {
+            await c.query('SELECT pg_backup_start($1, true)', [backupId]);
+            await c.query('SELECT lsn FROM pg_backup_stop(true)');
+          });
+          return { producer: walTar(walArchive, walSince(walArchive, parent)), extension: 'tar.gz', compress: true, metadata, cleanup: async () => {} };
+        }
         return {
           // One tar on stdout with the WAL needed for consistency; the password goes through the environment.
-          producer: { file: join(BIN, 'pg_basebackup'), args: ['-h', socketDir, '-p', String(port), '-U', 'os_admin', '-D', '-', '-Ft', '-X', 'fetch', '-w'], env: { PGPASSWORD: pw } },
+          producer: {
+            file: join(BIN, 'pg_basebackup'),
+            args: ['-h', socketDir, '-p', String(port), '-U', 'os_admin', '-D', '-', '-Ft', '-X', 'fetch', '--checkpoint=fast', `--label=${backupId}`, '-w'],
+            env: { PGPASSWORD: pw },
+          },
           extension: 'tar.gz',
           compress: true,
-          metadata: () => ({}),
+          metadata,
           cleanup: async () => {},
         };
       },
@@ -414,13 +454,18 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
         if (req.backupInfo && fetcher) {
           if (!req.backupInfo.location) throw new GuestError('backup_info has no location to restore from');
           rmSync(dataDir, { recursive: true, force: true });
+          rmSync(walArchive, { recursive: true, force: true });
           ensureDirs();
-          await fetcher.restoreInto(req.backupInfo.location, req.backupInfo.checksum ?? null, { file: '/usr/bin/tar', args: ['-x', '-C', dataDir] }, ctx);
-          await exec('/usr/bin/chown', ['-R', `${owner.uid}:${owner.gid}`, dataDir], { signal: ctx.signal });
+          await restoreChain(fetcher, req.backupInfo.location, req.backupInfo.checksum ?? null, { dataDir, archive: walArchive }, ctx);
+          // Archive recovery replays the backup's WAL and any incremental's, then opens a new timeline.
+          writeFileSync(join(dataDir, 'recovery.signal'), '');
+          await exec('/usr/bin/chown', ['-R', `${owner.uid}:${owner.gid}`, dataDir, walArchive], { signal: ctx.signal });
           chmodSync(dataDir, 0o700);
           writeConfig(req.configContents, req.overrides);
           // The restored os_admin has the source's password: reset it through a local-trust start.
-          oneOff = ['-c', `hba_file=${writeHba(true)}`];
+          // hot_standby off: recovery then does not insist on the source's max_connections and
+          // friends (a restore onto a smaller flavour); nobody but the agent connects meanwhile.
+          oneOff = ['-c', `hba_file=${writeHba(true)}`, '-c', 'hot_standby=off'];
           await runner.start(ctx);
           // The source locked postgres (NOLOGIN); its os_admin can still log in. A backup
           // whose os_admin is missing (another tool's) falls back to postgres.
@@ -449,6 +494,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
       },
       async restart(ctx) {
         await runner.restart(ctx);
+        pendingRestart = [];
       },
       async stop(o, ctx) {
         await runner.stop(ctx, { disableOnBoot: o.doNotStartOnReboot });
@@ -456,6 +502,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
       async startWithConfChanges(contents, ctx) {
         if (contents !== null) writeConfig(contents, null);
         await runner.start(ctx);
+        pendingRestart = [];
       },
       async resume(prepared, ctx) {
         if (prepared && runner.kind === 'process') await runner.start(ctx);

@@ -39,7 +39,7 @@ export interface BackupRequest {
    * Becomes `X-Object-Meta-<key with '_' → '-'>` (e.g. datastore, datastore_version, lsn).
    * A function is called once the producer has finished (a tool reports its LSN at the end).
    */
-  metadata: Record<string, string> | (() => Record<string, string>);
+  metadata: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
   /** Bytes per segment. Default 2 GiB (Trove's). */
   segmentMaxSize?: number | undefined;
   /** Manifest suffix after `<backupId>.`: 'xbstream.gz' (default) or 'tar.gz'. */
@@ -163,7 +163,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
   const segs = segmenter.segments;
   let checksum: string;
   try {
-    const headers = metadataHeaders(typeof req.metadata === 'function' ? req.metadata() : req.metadata);
+    const headers = metadataHeaders(typeof req.metadata === 'function' ? await req.metadata() : req.metadata);
     if (segs.length === 1) {
       const only = segs[0]!;
       await swift.copyObject(container, manifest, { container, name: only.name }, { headers, signal: req.signal });

@@ -108,11 +108,11 @@ export function createBackupService(o: BackupServiceOptions) {
           codec: o.compression,
           encryptionKey: o.encryptionKey,
           segmentMaxSize: o.segmentMaxSize,
-          metadata: () => ({
+          metadata: async () => ({
             datastore: info.datastore ?? o.datastore.name,
             datastore_version: info.datastoreVersion ?? o.datastoreVersion ?? '',
             ...(info.parent ? { 'parent-location': info.parent.location, 'parent-checksum': info.parent.checksum ?? '' } : {}),
-            ...plan.metadata(),
+            ...(await plan.metadata()),
           }),
           signal: ctx.signal,
           log: ctx.log.child({ backup_id: info.id }),

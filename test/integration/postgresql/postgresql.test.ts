@@ -51,7 +51,7 @@ beforeAll(async () => {
     PythonConductor.start({ url: rabbit.url, keys: { [source]: KEY, [target]: KEY }, queue: conductorQueue }),
   ]);
   portA = await freePort();
-  a = opened(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql' }));
+  a = opened(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1 }));
   ok(await callA.api('prepare', {
     memory_mb: 512, packages: '', ds_version: '15', config_contents: "max_connections = 50\nshared_buffers = '32MB'\n",
     databases: [{ _name: 'app' }], users: [{ _name: 'alice', _password: "p'ss wörd", _databases: [{ _name: 'app' }] }],
@@ -134,7 +134,29 @@ describe('postgresql', () => {
     expect(ok(await callA.api('is_root_enabled'))).toBe(false);
   });
 
-  it('backs up to Swift and restores into a new server', async () => {
+  it('overrides: reloadable ones live, the others reported as restart required until a restart', async () => {
+    ok(await callA.api('update_overrides', { overrides: { work_mem: '8MB', shared_buffers: '48MB' } }));
+    ok(await callA.api('apply_overrides', { overrides: { work_mem: '8MB', shared_buffers: '48MB' } }));
+    const show = async (name: string) => {
+      const c = tcp(portA, 'alice', "p'ss wörd", 'app');
+      await c.connect();
+      try {
+        return (await c.query(`SHOW ${name}`)).rows[0][name] as string;
+      } finally {
+        await c.end();
+      }
+    };
+    expect(await show('work_mem')).toBe('8MB');
+    expect(await show('shared_buffers')).toBe('32MB');
+    let from = conductor.received.length;
+    await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'restart required', 15_000, from);
+    ok(await callA.api('restart'));
+    expect(await show('shared_buffers')).toBe('48MB');
+    from = conductor.received.length;
+    await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 15_000, from);
+  });
+
+  it('backs up to Swift (full, then incremental) and restores the chain into a new server', async () => {
     const c = admin(a, portA, 'app');
     await c.connect();
     await c.query('CREATE TABLE items AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g');
@@ -145,17 +167,36 @@ describe('postgresql', () => {
     const done = await conductor.waitFor((x) => x.method === 'update_backup' && x.kwargs['state'] !== 'BUILDING', 120_000, from);
     expect(done.kwargs, JSON.stringify(done.kwargs)).toMatchObject({ state: 'COMPLETED', success: true });
     expect(String(done.kwargs['location'])).toMatch(/\.tar\.gz$/);
+    // Changes after the full backup travel in the incremental's WAL.
+    const c2 = admin(a, portA, 'app');
+    await c2.connect();
+    await c2.query('CREATE TABLE later AS SELECT g AS id, md5((g * 7)::text) AS v FROM generate_series(1, 5000) g');
+    await c2.query('UPDATE items SET v = upper(v) WHERE id % 10 = 0');
+    const afterFull = (await c2.query(SUM)).rows[0];
+    const later = (await c2.query(SUM.replace('items', 'later'))).rows[0];
+    await c2.end();
+    expect(afterFull).not.toEqual(before);
+    const from2 = conductor.received.length;
+    ok(await callA.api('create_backup', {
+      backup_info: { id: 'pgi-' + randomUUID().slice(0, 8), instance_id: source, datastore: 'postgresql', datastore_version: '15', parent: { location: done.kwargs['location'], checksum: done.kwargs['checksum'] } },
+    }, { context }));
+    const inc = await conductor.waitFor((x) => x.method === 'update_backup' && x.kwargs['state'] !== 'BUILDING', 120_000, from2);
+    expect(inc.kwargs, JSON.stringify(inc.kwargs)).toMatchObject({ state: 'COMPLETED', success: true });
+    const head = await fetch(String(inc.kwargs['location']), { method: 'HEAD', headers: { 'X-Auth-Token': swift.token } });
+    expect(head.headers.get('x-object-meta-parent-location')).toBe(done.kwargs['location']);
+    expect(head.headers.get('x-object-meta-stop-wal-file')).toMatch(/^[0-9A-F]{24}$/);
     portB = await freePort();
     b = opened(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: target, key: KEY, datastorePort: portB, factory: createPostgresDatastore, manager: 'postgresql' }));
     ok(await callB.api('prepare', {
       memory_mb: 512, packages: '', databases: [], users: [], ds_version: '15', config_contents: 'max_connections = 40\n',
-      backup_info: { id: 'restore', location: done.kwargs['location'], checksum: done.kwargs['checksum'] },
+      backup_info: { id: 'restore', location: inc.kwargs['location'], checksum: inc.kwargs['checksum'] },
     }, { context }));
     const end = await conductor.waitFor((x) => x.kwargs['instance_id'] === target && ['healthy', 'failed to spawn'].includes(status(x) ?? ''), 120_000);
     expect(status(end), JSON.stringify(end.kwargs)).toBe('healthy');
     const r = admin(b, portB, 'app');
     await r.connect();
-    expect((await r.query(SUM)).rows[0]).toEqual(before);
+    expect((await r.query(SUM)).rows[0]).toEqual(afterFull);
+    expect((await r.query(SUM.replace('items', 'later'))).rows[0]).toEqual(later);
     await r.end();
     const alice = tcp(portB, 'alice', "p'ss wörd", 'app');
     await alice.connect();
