@@ -28,20 +28,23 @@ export interface TestAgentOptions {
   /** TCP port for a datastore the agent runs itself. */
   datastorePort?: number;
   log?: Logger;
+  /** An earlier agent's root (TestAgent.root): the same guest, restarted on its state. */
+  root?: string;
 }
 
 export interface TestAgent {
   agent: Agent;
   stateDir: string;
   confDir: string;
+  root: string;
 }
 
 export async function startTestAgent(o: TestAgentOptions): Promise<TestAgent> {
-  const root = mkdtempSync(join(tmpdir(), 'ga-agent-'));
+  const root = o.root ?? mkdtempSync(join(tmpdir(), 'ga-agent-'));
   const confDir = join(root, 'conf.d');
   const stateDir = join(root, 'state');
   const { mkdirSync } = await import('node:fs');
-  mkdirSync(confDir);
+  mkdirSync(confDir, { recursive: true });
   writeFileSync(
     join(confDir, 'guest_info.conf'),
     `[DEFAULT]\nguest_id=${o.guestId}\ndatastore_manager=${o.manager ?? 'mysql'}\ndatastore_version=10.11\ntenant_id=peer-project\n` +
@@ -63,5 +66,5 @@ export async function startTestAgent(o: TestAgentOptions): Promise<TestAgent> {
     {},
   );
   const agent = await runDaemon(settings, o.log ?? pino({ level: process.env['GA_TEST_LOG'] ?? 'silent' }), { factory: o.factory });
-  return { agent, stateDir, confDir };
+  return { agent, stateDir, confDir, root };
 }

@@ -111,17 +111,21 @@ describe('postgresql', () => {
     await robert.end();
     const c = admin(a, portA);
     await c.connect();
-    for (let i = 0; i < 120; i++) await c.query(`CREATE ROLE ${pg.escapeIdentifier(`u${String(i).padStart(3, '0')}`)} LOGIN`);
+    await c.query("DO $$ BEGIN FOR i IN 1..1000 LOOP EXECUTE format('CREATE ROLE %I LOGIN', 'u' || lpad(i::text, 4, '0')); END LOOP; END $$");
     await c.end();
     let marker: string | null = null;
-    let seen = 0;
-    for (let i = 0; i < 20; i++) {
-      const [items, next] = ok(await callA.api('list_users', { limit: 50, marker })) as [unknown[], string | null];
-      seen += items.length;
+    const seen: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const [items, next] = ok(await callA.api('list_users', { limit: 100, marker })) as [Array<{ _name: string }>, string | null];
+      seen.push(...items.map((u) => u._name));
       if (!next) break;
       marker = next;
     }
-    expect(seen).toBe(122); // alice, robert and 120 more; os_admin and postgres hidden
+    // alice, robert and 1,000 more, each once and in order; os_admin and postgres hidden.
+    expect(seen).toHaveLength(1002);
+    expect(new Set(seen).size).toBe(1002);
+    expect([...seen].sort()).toEqual(seen);
+    expect(seen).not.toContain('os_admin');
   });
 
   it('root is the postgres role', async () => {
@@ -202,4 +206,18 @@ describe('postgresql', () => {
     await alice.connect();
     await alice.end();
   }, 240_000);
+
+  it('an agent restarted on the same guest brings the server back with its data and does not prepare again', async () => {
+    await a.agent.stop();
+    const from = conductor.received.length;
+    a = opened(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1, root: a.root }));
+    await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 60_000, from);
+    const c = admin(a, portA, 'app');
+    await c.connect();
+    expect((await c.query('SELECT count(*)::int AS n FROM later')).rows[0].n).toBe(5000);
+    await c.end();
+    const again = await callA.raw('prepare', { memory_mb: 512, packages: '', databases: [], users: [], ds_version: '15', config_contents: '' }, { timeout: 20 });
+    expect(again.ok).toBe(false);
+    expect(names(await callA.api('list_databases'))).toContain('app');
+  }, 120_000);
 });
