@@ -184,6 +184,23 @@ export interface Datastore {
   readonly configuration?: Configuration;
   readonly upgrade?: Upgrade;
   readonly backup?: BackupCapability;
+  readonly logs?: LogCapability;
+}
+
+/** A log file Trove users can publish to Swift (guest_log_list / guest_log_action). */
+export interface LogDef {
+  name: string;
+  /** USER logs can be switched on and off; SYS logs are always on. */
+  type: 'USER' | 'SYS';
+  file: string;
+}
+
+/** The datastore's own logs (get_datastore_log_defs in each of Trove's datastore managers). */
+export interface LogCapability {
+  defs(): LogDef[];
+  isEnabled(name: string): Promise<boolean>;
+  /** Switches a USER log on or off; resolves true when only a restart makes it take effect. */
+  setEnabled(name: string, enabled: boolean, ctx: OpContext): Promise<boolean>;
 }
 
 /** How the agent runs the database server: the distribution's unit, or a child it supervises itself. */

@@ -30,6 +30,7 @@ import { parseCommandLine, USAGE, UsageError, type CallArgs, type DaemonArgs } f
 import { runCall } from './cli/call.ts';
 import { filesystemStats } from './volume/stats.ts';
 import { createBackupService } from './backup/service.ts';
+import { createGuestLogService } from './guestlog.ts';
 
 const GUEST_CONF_DIR = '/etc/trove/conf.d';
 /** In-flight calls get this long after SIGTERM before they are aborted (systemd TimeoutStopSec must exceed FORCE). */
@@ -160,8 +161,22 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
     encryptionKey: c.backup.encryptionKey,
     compression: c.backup.compression,
   });
+  const section = c.datastoreSections[manager];
+  const exposedLogs = section['guest_log_exposed_logs'];
+  const guestLogs = createGuestLogService({
+    guestId: c.guestId,
+    manager,
+    datastore: datastore.logs ?? null,
+    exposed: typeof exposedLogs === 'string' ? exposedLogs.replace(/,/g, ' ').split(/\s+/).filter(Boolean) : Array.isArray(exposedLogs) ? exposedLogs.map(String) : [],
+    agentLogFile: c.guestLog.agentLogFile,
+    container: c.guestLog.container,
+    limit: c.guestLog.limit,
+    expirySec: c.guestLog.expirySec,
+    log: log.child({ component: 'guest-log' }),
+  });
   const methods = buildMethodTable({
     backups,
+    guestLogs,
     datastore,
     prepare,
     guestId: c.guestId,

@@ -58,7 +58,11 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
   const socketDir = runnerKind === 'process' ? join(stateDir, 'run') : '/var/run/postgresql';
   /** Where archive_command copies finished WAL segments (incremental backups are made of them). */
   const walArchive = runnerKind === 'process' ? join(stateDir, 'wal_archive') : join(mountPoint, 'wal_archive');
-  if (!/^[A-Za-z0-9_./-]+$/.test(walArchive)) throw new GuestError(`the WAL archive path ${walArchive} has characters archive_command cannot carry`);
+  /** The server's own log directory: the 'general' guest log is written here once enabled. */
+  const logDir = join(dirname(dataDir), 'log');
+  for (const p of [walArchive, logDir]) if (!/^[A-Za-z0-9_./-]+$/.test(p)) throw new GuestError(`the path ${p} has characters a postgresql.conf string cannot carry safely`);
+  const logsConf = () => join(dataDir, 'guestagent-logs.conf');
+  const longQueryMs = typeof section['guest_log_long_query_time'] === 'number' ? section['guest_log_long_query_time'] : 0;
   const secretFile = join(stateDir, 'os_admin.pass');
   const port = opts.port ?? (runnerKind === 'process' ? DEFAULT_PROCESS_PORT : 5432);
   const ignoreUsers = Array.isArray(section['ignore_users']) ? section['ignore_users'].map(String) : ['os_admin', 'postgres'];
@@ -74,7 +78,9 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
     const user = as?.user ?? 'os_admin';
     const pw = as ? as.password : password();
     if (!as && pw === null) throw new GuestError('The database has not been prepared: no admin credentials yet.');
-    const c = new pg.Client({ host: socketDir, port, user, password: pw ?? undefined, database: as?.database ?? 'postgres', connectionTimeoutMillis: 5000 });
+    // The agent's own statements carry passwords: they never go to the server log, whatever the general log says.
+    const options = '-c log_statement=none -c log_min_duration_statement=-1';
+    const c = new pg.Client({ host: socketDir, port, user, password: pw ?? undefined, database: as?.database ?? 'postgres', connectionTimeoutMillis: 5000, options });
     await c.connect();
     try {
       return await fn(c);
@@ -137,7 +143,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
         throw new GuestError(`${d} is not traversable by the postgres user (mode ${(statSync(d).mode & 0o777).toString(8)}); give it o+x or choose another --state-dir`);
       }
     }
-    for (const d of [dataDir, socketDir, walArchive]) {
+    for (const d of [dataDir, socketDir, walArchive, logDir]) {
       mkdirSync(d, { recursive: true, mode: 0o700 });
       chownSync(d, owner.uid, owner.gid);
     }
@@ -168,7 +174,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
     const base = contents ?? (existsSync(conf) ? readFileSync(conf, 'utf8').replace(/\n# Written by guestagent[\s\S]*$/, '\n') : '');
     writeFileSync(
       conf,
-      `${base.replace(/\s*$/, '\n')}\n# Written by guestagent: overrides, then the agent's own settings, are read last.\ninclude_if_exists 'guestagent-overrides.conf'\ninclude 'guestagent-runtime.conf'\n`,
+      `${base.replace(/\s*$/, '\n')}\n# Written by guestagent: overrides, then the agent's own settings, are read last.\ninclude_if_exists 'guestagent-logs.conf'\ninclude_if_exists 'guestagent-overrides.conf'\ninclude 'guestagent-runtime.conf'\n`,
       { mode: 0o600 },
     );
     chownSync(conf, owner.uid, owner.gid);
@@ -222,6 +228,19 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
     writeFileSync(secretFile, pw + '\n', { mode: 0o600 });
     chmodSync(secretFile, 0o600);
     ctx.log.info('database secured: os_admin created');
+  }
+
+  /** Reloads the configuration and notes what only a restart applies (status 'restart required'). */
+  async function reload(ctx: OpContext): Promise<void> {
+    await withClient((c) => c.query('SELECT pg_reload_conf()'));
+    // The reload is asynchronous: give the postmaster a moment before asking what still waits for a restart.
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      pendingRestart = await withClient(async (c) => (await c.query<{ name: string }>('SELECT name FROM pg_settings WHERE pending_restart ORDER BY 1')).rows.map((r) => r.name));
+      if (pendingRestart.length) break;
+    }
+    if (pendingRestart.length) ctx.log.warn({ settings: pendingRestart }, 'configuration reloaded; these settings need a restart');
+    else ctx.log.info('configuration reloaded');
   }
 
   const admin: Admin = {
@@ -404,15 +423,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
       },
       async applyOverrides(_overrides, ctx) {
         // The overrides file is already written; reload picks up what can change live.
-        await withClient((c) => c.query('SELECT pg_reload_conf()'));
-        // The reload is asynchronous: give the postmaster a moment before asking what still waits for a restart.
-        for (let i = 0; i < 20; i++) {
-          await new Promise((r) => setTimeout(r, 100));
-          pendingRestart = await withClient(async (c) => (await c.query<{ name: string }>('SELECT name FROM pg_settings WHERE pending_restart ORDER BY 1')).rows.map((r) => r.name));
-          if (pendingRestart.length) break;
-        }
-        if (pendingRestart.length) ctx.log.warn({ settings: pendingRestart }, 'configuration reloaded; these settings need a restart');
-        else ctx.log.info('configuration reloaded');
+        await reload(ctx);
       },
       async resetConfiguration(contents) {
         writeConfig(contents, null);
@@ -443,6 +454,23 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
           metadata,
           cleanup: async () => {},
         };
+      },
+    },
+    logs: {
+      // Trove's PostgreSQL 'general' log: every statement, through the logging collector (a restart turns it on).
+      defs: () => [{ name: 'general', type: 'USER', file: join(logDir, 'general.log') }],
+      async isEnabled(name) {
+        return name === 'general' && existsSync(logsConf()) && /^logging_collector = on$/m.test(readFileSync(logsConf(), 'utf8'));
+      },
+      async setEnabled(name, enabled, ctx) {
+        if (name !== 'general') throw new BadRequestError(`Log '${name}' is not defined.`);
+        const lines = enabled
+          ? ['logging_collector = on', "log_destination = 'stderr'", `log_directory = '${logDir}'`, "log_filename = 'general.log'", "log_statement = 'all'", `log_min_duration_statement = ${Number(longQueryMs)}`]
+          : ['logging_collector = off'];
+        writeFileSync(logsConf(), lines.join('\n') + '\n', { mode: 0o600 });
+        chownSync(logsConf(), owner.uid, owner.gid);
+        await reload(ctx);
+        return pendingRestart.includes('logging_collector');
       },
     },
     lifecycle: {

@@ -56,7 +56,7 @@ export function storageUrlFromCatalog(catalog: unknown): string | null {
 export function createBackupService(o: BackupServiceOptions) {
   function swiftFor(request: CallerContext, info: BackupInfo | null): SwiftClient {
     const token = typeof request.auth_token === 'string' ? request.auth_token : null;
-    if (!token) throw new BadRequestError('The request carries no auth token: Swift cannot be reached on the user\'s behalf.');
+    if (!token) throw new BadRequestError('The request has no auth_token, so Swift cannot be reached on the user\'s behalf.');
     const project = typeof request.project_id === 'string' ? request.project_id : '';
     const url = info?.swiftUrl ?? storageUrlFromCatalog(request.service_catalog) ?? (o.swiftUrl ? `${o.swiftUrl.replace(/\/$/, '')}${o.swiftUrl.endsWith('_') ? '' : '/'}${project}` : null);
     if (!url) throw new BadRequestError('No Swift storage URL: neither the backup request, the service catalog nor swift_url gives one.');
@@ -140,7 +140,9 @@ export function createBackupService(o: BackupServiceOptions) {
     }
   }
 
-  return { create, fetcher };
+  /** A Swift client with the caller's credentials (guest logs publish with it too). */
+  const client = (request: CallerContext): SwiftClient => swiftFor(request, null);
+  return { create, fetcher, client };
 }
 
 export type BackupService = ReturnType<typeof createBackupService>;

@@ -61,6 +61,8 @@ export interface SwiftClient {
   head(container: string, name: string, opts?: RequestOptions): Promise<ObjectInfo>;
   /** Streamed GET; the caller must consume or destroy `body`. */
   get(container: string, name: string, opts?: RequestOptions): Promise<ObjectInfo & { body: IncomingMessage }>;
+  /** Names of the objects in a container that start with `prefix`, every page of the listing. */
+  list(container: string, opts?: RequestOptions & { prefix?: string }): Promise<string[]>;
   /** DELETE; `ignoreMissing` turns 404 into success. */
   delete(container: string, name: string, opts?: RequestOptions & { ignoreMissing?: boolean }): Promise<void>;
 }
@@ -212,6 +214,21 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
     async get(container, name, opts = {}) {
       const res = await call({ method: 'GET', path: objectPath(container, name), headers: opts.headers, signal: opts.signal, ok: [200], stream: true });
       return { ...info(res), body: res };
+    },
+    async list(container, opts = {}) {
+      const names: string[] = [];
+      let marker = '';
+      for (;;) {
+        const query = new URLSearchParams({ format: 'json', ...(opts.prefix ? { prefix: opts.prefix } : {}), ...(marker ? { marker } : {}) }).toString();
+        const res = await call({ method: 'GET', path: objectPath(container), query, headers: opts.headers, signal: opts.signal, ok: [200, 204], stream: true });
+        const chunks: Buffer[] = [];
+        for await (const chunk of res) chunks.push(chunk as Buffer);
+        const text = Buffer.concat(chunks).toString('utf8');
+        const page = text ? (JSON.parse(text) as Array<{ name: string }>) : [];
+        if (page.length === 0) return names;
+        names.push(...page.map((o) => o.name));
+        marker = page[page.length - 1]!.name;
+      }
     },
     async delete(container, name, opts = {}) {
       await call({ method: 'DELETE', path: objectPath(container, name), headers: opts.headers, signal: opts.signal, ok: opts.ignoreMissing ? [200, 204, 404] : [200, 204] });

@@ -94,6 +94,18 @@ export interface BackupOptions {
   swiftServiceType: string | null;
 }
 
+/** Guest log publishing options from Trove's [DEFAULT] (trove/guestagent/guest_log.py). */
+export interface GuestLogOptions {
+  /** guest_log_container_name. Default 'database_logs'. */
+  container: string;
+  /** guest_log_limit: bytes per published object. Default 1000000. */
+  limit: number;
+  /** guest_log_expiry: X-Delete-After of published objects, seconds. Default 2592000. */
+  expirySec: number;
+  /** The agent's own log file, published as the SYS log 'guest' (log_dir or /var/log/trove/, log_file or trove-guestagent.log). */
+  agentLogFile: string;
+}
+
 export type DatastoreName = 'mysql' | 'mariadb' | 'postgresql' | 'redis';
 export type DatastoreSection = Readonly<Record<string, OptionValue>>;
 
@@ -132,6 +144,7 @@ export interface AgentConfig {
   rpcResponseTimeoutSec: number;
   rabbit: RabbitOptions;
   backup: BackupOptions;
+  guestLog: GuestLogOptions;
   /** Every datastore group with Trove's defaults applied, typed per oslo type. Keys are oslo option names (snake_case). */
   datastoreSections: Readonly<Record<DatastoreName, DatastoreSection>>;
   /** [DEFAULT] debug. Default false. */
@@ -333,6 +346,12 @@ function build(r: Resolver, files: readonly IniFile[]): AgentConfig {
       runner: nonEmpty(D, 'backup_runner'),
       swiftUrl: nonEmpty(D, 'swift_url'),
       swiftServiceType: nonEmpty(D, 'swift_service_type'),
+    },
+    guestLog: {
+      container: str(D, 'guest_log_container_name') ?? 'database_logs',
+      limit: num(D, 'guest_log_limit'),
+      expirySec: num(D, 'guest_log_expiry'),
+      agentLogFile: `${(nonEmpty(D, 'log_dir') ?? '/var/log/trove/').replace(/\/?$/, '/')}${nonEmpty(D, 'log_file') ?? 'trove-guestagent.log'}`,
     },
     datastoreSections,
     debug,

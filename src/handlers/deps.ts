@@ -4,6 +4,7 @@
  */
 import type { BackupFetcher, Datastore, PrepareRequest, OpContext } from '../datastore.ts';
 import type { BackupService } from '../backup/service.ts';
+import type { GuestLogService } from '../guestlog.ts';
 
 /** The conductor casts a handler may trigger (see src/rpc/conductor.ts). */
 export interface Reporter {
@@ -29,5 +30,7 @@ export interface HandlerDeps {
   volumes?: VolumeManager | null;
   /** Backups to Swift and restores from them (null: create_backup answers not supported). */
   backups?: BackupService | null;
+  /** Guest logs published to Swift (null: guest_log_list and guest_log_action answer not supported). */
+  guestLogs?: GuestLogService | null;
   guestId: string;
 }

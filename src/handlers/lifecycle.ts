@@ -66,7 +66,13 @@ export function lifecycleMethods(d: HandlerDeps): Record<string, MethodSpec> {
         });
       },
     },
-    restart: { params: [], handler: async (_a, ctx) => lc.restart(op(ctx)) },
+    restart: {
+      params: [],
+      handler: async (_a, ctx) => {
+        await lc.restart(op(ctx));
+        d.guestLogs?.restarted();
+      },
+    },
     stop_db: {
       // API 1.0 callers send do_not_start_on_reboot; Trove 18's manager takes none.
       params: [{ name: 'do_not_start_on_reboot' }],
@@ -74,7 +80,10 @@ export function lifecycleMethods(d: HandlerDeps): Record<string, MethodSpec> {
     },
     start_db_with_conf_changes: {
       params: [{ name: 'config_contents', required: true }, { name: 'ds_version' }],
-      handler: async (a, ctx) => lc.startWithConfChanges(optStr(a, 'config_contents'), op(ctx)),
+      handler: async (a, ctx) => {
+        await lc.startWithConfChanges(optStr(a, 'config_contents'), op(ctx));
+        d.guestLogs?.restarted();
+      },
     },
     reset_configuration: {
       params: [{ name: 'configuration', required: true }],

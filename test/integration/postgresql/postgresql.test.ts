@@ -160,6 +160,53 @@ describe('postgresql', () => {
     await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 15_000, from);
   });
 
+  it('guest logs: general enabled (restart required), published to Swift in increments, without the agent\'s passwords, then discarded', async () => {
+    const act = (log_name: string, o: { enable?: boolean; disable?: boolean; publish?: boolean; discard?: boolean }) =>
+      callA.raw('guest_log_action', { log_name, enable: false, disable: false, publish: false, discard: false, ...o }, { timeout: 60, ...({} as object) });
+    const api = (log_name: string, o: { enable?: boolean; disable?: boolean; publish?: boolean; discard?: boolean }) =>
+      callA.api('guest_log_action', { log_name, enable: false, disable: false, publish: false, discard: false, ...o }, { context });
+    const prefix = `${source}/postgresql-general/`;
+    const listed = ok(await callA.api('guest_log_list', {}, { context })) as Array<Record<string, unknown>>;
+    expect(listed).toEqual([{ name: 'general', type: 'USER', status: 'Disabled', published: 0, pending: 0, container: 'None', prefix: 'None', metafile: `${source}/postgresql-general_metafile` }]);
+    expect(ok(await api('general', { enable: true }))).toMatchObject({ status: 'Restart Required' });
+    await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'restart required', 15_000, conductor.received.length);
+    ok(await callA.api('restart'));
+    const alice = tcp(portA, 'alice', "p'ss wörd", 'app');
+    await alice.connect();
+    await alice.query("SELECT 'hello-guest-log' AS marker");
+    await alice.end();
+    ok(await callA.api('change_passwords', { users: [{ _name: 'robert', _host: '%', _password: 'S3cret-pw-never-logged' }] }));
+    const first = ok(await api('general', { publish: true })) as Record<string, unknown>;
+    expect(first).toMatchObject({ name: 'general', status: 'Published', pending: 0, container: 'database_logs', prefix });
+    const objects = async () => (await (await fetch(`${swift.storageUrl}/database_logs?format=json&prefix=${encodeURIComponent(prefix)}`, { headers: { 'X-Auth-Token': swift.token } })).json()) as Array<{ name: string; bytes: number }>;
+    const text = async (name: string) => (await fetch(`${swift.storageUrl}/database_logs/${name}`, { headers: { 'X-Auth-Token': swift.token } })).text();
+    const one = await objects();
+    expect(one.length).toBeGreaterThanOrEqual(1);
+    const published = (await Promise.all(one.map((o) => text(o.name)))).join('');
+    expect(published).toContain('hello-guest-log');
+    expect(published).not.toContain('S3cret-pw');
+    expect(one.reduce((n, o) => n + o.bytes, 0)).toBe(first['published']);
+    const meta = JSON.parse(await text(`${source}/postgresql-general_metafile`)) as Record<string, unknown>;
+    expect(meta).toMatchObject({ log_name: 'general', log_type: 'USER', log_size: first['published'] });
+    // Only what is new goes up the second time.
+    const again = tcp(portA, 'alice', "p'ss wörd", 'app');
+    await again.connect();
+    await again.query("SELECT 'second-publish' AS marker");
+    await again.end();
+    const second = ok(await api('general', { publish: true })) as Record<string, unknown>;
+    expect(Number(second['published'])).toBeGreaterThan(Number(first['published']));
+    const two = await objects();
+    expect(two.length).toBeGreaterThan(one.length);
+    expect(await text(two[two.length - 1]!.name)).toContain('second-publish');
+    expect(ok(await api('general', { discard: true }))).toMatchObject({ published: 0, container: 'None' });
+    expect(await objects()).toEqual([]);
+    // The agent's own log is a SYSTEM log; unknown names are refused.
+    const sys = await act('guest', { enable: true });
+    expect(!sys.ok && sys.error.remote_class).toBe('BadRequest');
+    const none = await act('nope', { publish: true });
+    expect(!none.ok && none.error.remote_class, JSON.stringify(none)).toBe('NotFound');
+  });
+
   it('backs up to Swift (full, then incremental) and restores the chain into a new server', async () => {
     const c = admin(a, portA, 'app');
     await c.connect();
