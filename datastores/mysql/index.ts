@@ -4,9 +4,9 @@
  * connection (os_admin over the unix socket) and the option files.
  */
 import { dirname, join } from 'node:path';
-import { chmodSync, cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { BackupFetcher, Datastore, DatastoreOptions, OpContext, PrepareRequest, Root, ServiceStatus, User } from '../../src/datastore.ts';
-import { OperationNotSupportedError, GuestError } from '../../src/errors.ts';
+import { BadRequestError, GuestError, OperationNotSupportedError } from '../../src/errors.ts';
 import { exec } from '../../src/process/exec.ts';
 import { createProcessRunner } from '../../src/service/process.ts';
 import type { ServiceRunner } from '../../src/service/runner.ts';
@@ -40,7 +40,8 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
     if (!adminSql) {
       const password = readAdminPassword(paths);
       if (password === null) throw new GuestError('The database has not been prepared: no admin credentials yet.');
-      adminSql = connectSql({ socketPath: paths.socket, user: 'os_admin', password });
+      // The agent's statements carry passwords: never into the general or slow log.
+      adminSql = connectSql({ socketPath: paths.socket, user: 'os_admin', password, sessionInit: 'SET SESSION sql_log_off = 1, SESSION long_query_time = 31536000' });
     }
     return adminSql;
   };
@@ -96,6 +97,16 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
           }),
         })
       : createSystemdRunner(typeof section['service_name'] === 'string' ? section['service_name'] : 'mariadb', exec);
+
+  /** Trove's MySQL guest logs (mysql_common/manager.py get_datastore_log_defs); every variable is dynamic. */
+  const logDir = join(dirname(paths.dataDir), 'log');
+  const longQuerySec = (typeof section['guest_log_long_query_time'] === 'number' ? section['guest_log_long_query_time'] : 1000) / 1000;
+  const LOGS: Record<string, { enable: (file: string) => Record<string, string | number>; disable: Record<string, string> }> = {
+    general: { enable: (f) => ({ general_log: 'on', general_log_file: f, log_output: 'file' }), disable: { general_log: 'off' } },
+    slow_query: { enable: (f) => ({ slow_query_log: 'on', slow_query_log_file: f, long_query_time: longQuerySec }), disable: { slow_query_log: 'off' } },
+  };
+  const logFile = (n: string) => join(logDir, `${n}.log`);
+  const logConf = (n: string) => join(paths.confDir, `guestagent-log-${n}.cnf`);
 
   const admin = createMysqlAdmin({
     sql,
@@ -234,6 +245,26 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
         chmodSync(paths.adminCnf, 0o600);
         await runner.start(ctx);
         rmSync(saveDir, { recursive: true, force: true });
+      },
+    },
+    logs: {
+      defs: () => Object.keys(LOGS).map((n) => ({ name: n, type: 'USER' as const, file: logFile(n) })),
+      async isEnabled(n) {
+        const f = logConf(n);
+        return existsSync(f) && /_log = on$/m.test(readFileSync(f, 'utf8'));
+      },
+      async setEnabled(n, enabled, ctx) {
+        const def = LOGS[n];
+        if (!def) throw new BadRequestError(`Log '${n}' is not defined.`);
+        mkdirSync(logDir, { recursive: true, mode: 0o750 });
+        // The distribution's server runs as mysql; the agent's own child runs as root.
+        if (runnerKind === 'systemd') await exec('/usr/bin/chown', ['mysql:mysql', logDir], { signal: ctx.signal });
+        const vars = enabled ? def.enable(logFile(n)) : def.disable;
+        // Persisted for restarts (read before the user's overrides), applied live: all of them are dynamic.
+        writeFileSync(logConf(n), `[mysqld]\n${Object.entries(vars).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`, { mode: 0o644 });
+        for (const [k, v] of Object.entries(vars)) await sql().query(`SET GLOBAL ${k} = ?`, [v]);
+        ctx.log.info({ log: n, enabled }, 'guest log switched live');
+        return false;
       },
     },
     configuration: {

