@@ -14,7 +14,7 @@ PACKAGES=(
   redis-server                                  # Redis datastore
   swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached  # private Swift
   e2fsprogs xfsprogs util-linux rsync           # volume handling
-  openssl gzip curl ca-certificates
+  openssl gzip zstd curl ca-certificates       # zstd: the agent's zstd backup codec
   cloud-init python3-jsonschema systemd         # template schema checks and unit verification
 )
 

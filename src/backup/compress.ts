@@ -1,31 +1,115 @@
 /**
  * Compression codecs for backup streams. gzip is what Trove's tool writes
- * (object suffix `.gz`); zstd (`.zst`) is faster and smaller and uses every
- * core (libzstd worker threads). The codec is in the object name, so a
- * restore picks the right decompressor from the name alone.
+ * (object suffix `.gz`); zstd (`.zst`) is faster and smaller. Both use every
+ * core: gzip as pigz does, by cutting the stream into blocks compressed side
+ * by side on libuv's thread pool; zstd through the `zstd` tool (`-T0`).
+ * node:zlib's zstd is no use here: with worker threads it fails with
+ * ERR_STREAM_PUSH_AFTER_EOF beyond a few MB (Node 24.21), and its
+ * decompressor stops after the first frame. The codec is in the object name,
+ * so a restore picks the right decompressor from the name alone.
  */
-import { constants, createGunzip, createGzip, createZstdCompress, createZstdDecompress } from 'node:zlib';
+import { createGunzip, gzip } from 'node:zlib';
 import { availableParallelism } from 'node:os';
-import type { Transform } from 'node:stream';
+import { Duplex, PassThrough, Transform, type TransformCallback } from 'node:stream';
+import { promisify } from 'node:util';
+import { spawnStreaming } from '../process/exec.ts';
 
 export type Codec = 'gzip' | 'zstd';
 
 export const CODEC_SUFFIX: Record<Codec, string> = { gzip: 'gz', zstd: 'zst' };
 
-export function createCompressor(codec: Codec = 'gzip', level?: number): Transform {
-  if (codec === 'zstd') {
-    return createZstdCompress({
-      params: {
-        [constants.ZSTD_c_compressionLevel]: level ?? 3,
-        [constants.ZSTD_c_nbWorkers]: availableParallelism(),
-      },
-    });
+const gzipAsync = promisify(gzip);
+
+/** Bytes of input per gzip member: large enough that the per-member header and lost window cost < 0.1%. */
+export const GZIP_BLOCK_SIZE = 1024 * 1024;
+
+/**
+ * gzip on several threads. Each block of input becomes one complete gzip
+ * member, compressed on libuv's thread pool; members are written in input
+ * order. A file of concatenated members is one valid gzip stream (RFC 1952
+ * §2.2): `gzip -d`, Python's gzip module (Trove's tool) and node's gunzip
+ * read it whole. At most `parallel` blocks are in flight, so memory stays
+ * at a few MiB whatever the stream's size, and a slow consumer holds the
+ * producer back through the usual stream backpressure.
+ */
+export class ParallelGzip extends Transform {
+  readonly #level: number;
+  readonly #blockSize: number;
+  readonly #parallel: number;
+  #buffered: Buffer[] = [];
+  #bufferedBytes = 0;
+  #inFlight: Promise<Buffer>[] = [];
+  #members = 0;
+
+  constructor(opts: { level?: number | undefined; blockSize?: number | undefined; parallel?: number | undefined } = {}) {
+    super();
+    this.#level = opts.level ?? 6;
+    this.#blockSize = opts.blockSize ?? GZIP_BLOCK_SIZE;
+    // Two more blocks than cores: while the oldest is written out, the pool stays busy.
+    this.#parallel = Math.max(1, opts.parallel ?? availableParallelism() + 2);
   }
-  return createGzip({ level: level ?? 6 });
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.#buffered.push(chunk);
+    this.#bufferedBytes += chunk.length;
+    this.#pump(false).then(() => cb(), (e: unknown) => cb(e as Error));
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.#pump(true).then(() => cb(), (e: unknown) => cb(e as Error));
+  }
+
+  /** Starts every full block (and, at the end, the rest), keeping at most `parallel` in flight. */
+  async #pump(end: boolean): Promise<void> {
+    while (this.#bufferedBytes >= this.#blockSize || (end && (this.#bufferedBytes > 0 || this.#members === 0))) {
+      const all = this.#buffered.length === 1 ? this.#buffered[0]! : Buffer.concat(this.#buffered);
+      const block = all.subarray(0, this.#blockSize);
+      const rest = all.subarray(block.length);
+      this.#buffered = rest.length > 0 ? [rest] : [];
+      this.#bufferedBytes = rest.length;
+      const member = gzipAsync(block, { level: this.#level });
+      member.catch(() => {}); // observed in order below
+      this.#inFlight.push(member);
+      this.#members++;
+      while (this.#inFlight.length >= this.#parallel) this.push(await this.#inFlight.shift()!);
+    }
+    if (end) while (this.#inFlight.length > 0) this.push(await this.#inFlight.shift()!);
+  }
 }
 
-export function createDecompressor(codec: Codec = 'gzip'): Transform {
-  return codec === 'zstd' ? createZstdDecompress() : createGunzip();
+/** The zstd tool; `ZSTD` in the environment overrides (tests, odd layouts). */
+const ZSTD = process.env['ZSTD'] ?? 'zstd';
+
+/**
+ * A filter child (stdin → stdout) as one Duplex for stream.pipeline. Its
+ * output ends only after the child exited 0; a failing child (or a killed
+ * one) fails the stream instead of passing on a truncated end. Destroying
+ * the stream kills the child.
+ */
+export function childFilter(file: string, args: readonly string[]): Duplex {
+  const ac = new AbortController();
+  const { child, done } = spawnStreaming(file, args, { stdin: 'pipe', signal: ac.signal, killGraceMs: 1000 });
+  const out = new PassThrough();
+  const stdin = child.stdin!;
+  const stdout = child.stdout!;
+  stdout.pipe(out, { end: false });
+  stdout.once('end', () => {
+    done.then(() => out.end(), (e: unknown) => out.destroy(e as Error));
+  });
+  done.catch((e: unknown) => out.destroy(e as Error));
+  stdin.on('error', () => {}); // EPIPE when the child dies: reported through `done`
+  const duplex = Duplex.from({ writable: stdin, readable: out });
+  duplex.once('close', () => ac.abort());
+  return duplex;
+}
+
+export function createCompressor(codec: Codec = 'gzip', level?: number): Duplex {
+  if (codec === 'zstd') return childFilter(ZSTD, ['-q', '-c', `-${level ?? 3}`, '-T0']);
+  return new ParallelGzip({ level });
+}
+
+export function createDecompressor(codec: Codec = 'gzip'): Duplex {
+  return codec === 'zstd' ? childFilter(ZSTD, ['-q', '-d', '-c']) : createGunzip();
 }
 
 /** The codec and encryption an object name says it has: `<id>.<format>.<gz|zst>[.enc]`. */

@@ -161,18 +161,26 @@ describe('runBackup / runRestore against Swift', () => {
     const id = randomUUID();
     const bytes = Math.round(2.5 * MiB);
     const r = await runBackup({ producer: producer(bytes, id), swift, container, backupId: id, metadata: meta, segmentMaxSize: MiB, log });
+    // As Trove's tool restores: swiftclient's GET stream written into `gzip -d -c` (BACKUP-FORMAT: restore path).
     const py = `
-import hashlib, sys, zlib, swiftclient
+import hashlib, subprocess, sys, threading, swiftclient
 url, token, location, checksum = sys.argv[1:5]
 conn = swiftclient.Connection(preauthurl=url, preauthtoken=token)
 container, obj = location.split('/')[-2:]
 headers, body = conn.get_object(container, obj, resp_chunk_size=65536)
 assert headers['etag'].strip('"') == checksum, headers['etag']
-d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+p = subprocess.Popen('gzip -d -c', shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 h = hashlib.sha256()
+def drain():
+    for chunk in iter(lambda: p.stdout.read(65536), b''):
+        h.update(chunk)
+t = threading.Thread(target=drain)
+t.start()
 for chunk in body:
-    h.update(d.decompress(chunk))
-h.update(d.flush())
+    p.stdin.write(chunk)
+p.stdin.close()
+t.join()
+assert p.wait() == 0
 print(h.hexdigest())
 `;
     let out: string;
