@@ -12,6 +12,9 @@ import { PassThrough, Writable } from 'node:stream';
 import { AbortedError, ChecksumMismatchError } from '../errors.ts';
 import type { SloSegment, SwiftClient } from './swift-client.ts';
 
+/** Segments whose PUT may still be finishing while the next one streams. */
+const MAX_FINISHING = 2;
+
 /** Trove's segment size: exactly 2 GiB. */
 export const DEFAULT_SEGMENT_MAX_SIZE = 2 * 1024 * 1024 * 1024;
 
@@ -50,6 +53,9 @@ export class Segmenter extends Writable {
   readonly #max: number;
   readonly #ac = new AbortController();
   #current: Current | undefined;
+  #finishing: Promise<SloSegment & { name: string }>[] = [];
+  #failure: Error | undefined;
+  #opened = 0;
   #total = 0;
 
   constructor(opts: SegmenterOptions) {
@@ -66,7 +72,7 @@ export class Segmenter extends Writable {
   }
 
   #open(): Current {
-    const name = segmentName(this.#opts.prefix, this.segments.length);
+    const name = segmentName(this.#opts.prefix, this.#opened++);
     const body = new PassThrough({ highWaterMark: 64 * 1024 });
     // A failed upload destroys the body; its error is reported by `upload`.
     body.on('error', () => {});
@@ -79,15 +85,38 @@ export class Segmenter extends Writable {
     return cur;
   }
 
+  /**
+   * Ends the segment's body and lets its PUT finish in the background while
+   * the next segment streams: Swift's last write and fsync of one segment
+   * overlap the upload of the next. At most `MAX_FINISHING` segments wait for
+   * their answer; they are verified and recorded in order.
+   */
   async #close(cur: Current): Promise<void> {
     this.#current = undefined;
     cur.body.end();
+    const verified = this.#verify(cur);
+    // Observed in #settle; an early failure also stops the segments streaming after it.
+    verified.catch((e: unknown) => {
+      this.#failure ??= e as Error;
+    });
+    this.#finishing.push(verified);
+    await this.#settle(MAX_FINISHING);
+  }
+
+  async #verify(cur: Current): Promise<SloSegment & { name: string }> {
     const { etag } = await cur.upload;
     const md5 = cur.md5.digest('hex');
     if (etag !== md5) throw new ChecksumMismatchError(`segment ${cur.name}`, md5, etag);
-    const seg = { name: cur.name, path: `${this.#opts.container}/${cur.name}`, etag: md5, size_bytes: cur.size };
-    this.segments.push(seg);
-    this.#opts.onSegment?.(seg);
+    return { name: cur.name, path: `${this.#opts.container}/${cur.name}`, etag: md5, size_bytes: cur.size };
+  }
+
+  /** Records finished segments, oldest first, until at most `pending` are still waiting. */
+  async #settle(pending: number): Promise<void> {
+    while (this.#finishing.length > pending) {
+      const seg = await this.#finishing.shift()!;
+      this.segments.push(seg);
+      this.#opts.onSegment?.(seg);
+    }
   }
 
   /** Writes into the segment body, resolving when it can take more (backpressure). */
@@ -125,6 +154,7 @@ export class Segmenter extends Writable {
     let rest = chunk;
     while (rest.length > 0) {
       if (this.#opts.signal?.aborted) throw new AbortedError('backup upload aborted');
+      if (this.#failure) throw this.#failure;
       const cur = this.#current ?? this.#open();
       const room = this.#max - cur.size;
       const part = rest.length <= room ? rest : rest.subarray(0, room);
@@ -136,21 +166,17 @@ export class Segmenter extends Writable {
 
   override _final(cb: (e?: Error | null) => void): void {
     // An empty stream still yields one (empty) segment, so a manifest can be written.
-    const cur = this.#current ?? (this.segments.length === 0 ? this.#open() : undefined);
-    if (!cur) {
-      cb();
-      return;
-    }
-    this.#close(cur).then(() => cb(), (e: unknown) => cb(e as Error));
+    const cur = this.#current ?? (this.#opened === 0 ? this.#open() : undefined);
+    (cur ? this.#close(cur) : Promise.resolve())
+      .then(() => this.#settle(0))
+      .then(() => cb(), (e: unknown) => cb(e as Error));
   }
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    // Abort an in-flight PUT so Swift drops the partial segment.
-    if (this.#current) {
-      this.#ac.abort();
-      this.#current.body.destroy();
-      this.#current = undefined;
-    }
+    // Abort in-flight PUTs (the one streaming and those finishing) so Swift drops partial segments.
+    if (this.#current || this.#finishing.length > 0) this.#ac.abort();
+    this.#current?.body.destroy();
+    this.#current = undefined;
     cb(err);
   }
 }
