@@ -10,6 +10,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { AbortedError, SwiftError } from '../errors.ts';
 
@@ -22,6 +23,14 @@ export interface SwiftConnection {
   agent?: HttpAgent | undefined;
   /** Socket idle timeout per request in ms. Default 120000. */
   idleTimeoutMs?: number | undefined;
+  /**
+   * Retries of a request whose body can be sent again (all but streamed
+   * uploads) after a 5xx or a transport error, as python-swiftclient does
+   * (its default: 5, backing off from 1 s, doubling). Default 5.
+   */
+  retries?: number | undefined;
+  /** First back-off in ms (doubles, at most 64 s). Default 1000. */
+  retryDelayMs?: number | undefined;
 }
 
 /** One SLO manifest entry, in the key order Trove writes them. */
@@ -104,7 +113,25 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
     stream?: boolean;
   }
 
-  function call(c: Call): Promise<IncomingMessage> {
+  const retries = conn.retries ?? 5;
+  const retryDelayMs = conn.retryDelayMs ?? 1000;
+
+  /** One request, tried again after a retryable failure when its body can be replayed. */
+  async function call(c: Call): Promise<IncomingMessage> {
+    const replayable = c.body === undefined || Buffer.isBuffer(c.body);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await attemptCall(c);
+      } catch (e) {
+        if (!replayable || attempt >= retries || !(e instanceof SwiftError) || !e.retryable || c.signal?.aborted) throw e;
+        await sleep(Math.min(64_000, retryDelayMs * 2 ** attempt), undefined, { signal: c.signal }).catch(() => {
+          throw new AbortedError(`aborted: Swift ${c.method} ${c.path}`);
+        });
+      }
+    }
+  }
+
+  function attemptCall(c: Call): Promise<IncomingMessage> {
     const what = `${c.method} ${c.path}`;
     if (c.signal?.aborted) return Promise.reject(new AbortedError(`aborted: Swift ${what}`));
     return new Promise<IncomingMessage>((resolve, reject) => {
