@@ -6,6 +6,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import type { Agent } from '../../../src/agent.ts';
 import type { DatastoreFactory } from '../../../src/datastore.ts';
@@ -37,6 +38,8 @@ export interface TestAgent {
   stateDir: string;
   confDir: string;
   root: string;
+  /** The agent's last warnings and errors (JSON lines), for assertion messages: why a prepare failed. */
+  logTail(): string;
 }
 
 export async function startTestAgent(o: TestAgentOptions): Promise<TestAgent> {
@@ -65,6 +68,15 @@ export async function startTestAgent(o: TestAgentOptions): Promise<TestAgent> {
     },
     {},
   );
-  const agent = await runDaemon(settings, o.log ?? pino({ level: process.env['GA_TEST_LOG'] ?? 'silent' }), { factory: o.factory });
-  return { agent, stateDir, confDir, root };
+  const tail: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      tail.push(chunk.toString().trimEnd());
+      if (tail.length > 50) tail.shift();
+      cb();
+    },
+  });
+  const log = o.log ?? (process.env['GA_TEST_LOG'] ? pino({ level: process.env['GA_TEST_LOG'] }) : pino({ level: 'warn' }, sink));
+  const agent = await runDaemon(settings, log, { factory: o.factory });
+  return { agent, stateDir, confDir, root, logTail: () => tail.join('\n') };
 }

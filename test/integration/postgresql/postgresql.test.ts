@@ -243,7 +243,7 @@ describe('postgresql', () => {
       backup_info: { id: 'restore', location: inc.kwargs['location'], checksum: inc.kwargs['checksum'] },
     }, { context }));
     const end = await conductor.waitFor((x) => x.kwargs['instance_id'] === target && ['healthy', 'failed to spawn'].includes(status(x) ?? ''), 120_000);
-    expect(status(end), JSON.stringify(end.kwargs)).toBe('healthy');
+    expect(status(end), JSON.stringify(end.kwargs) + '\n' + b.logTail()).toBe('healthy');
     const r = admin(b, portB, 'app');
     await r.connect();
     expect((await r.query(SUM)).rows[0]).toEqual(afterFull);
