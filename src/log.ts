@@ -41,6 +41,25 @@ export interface LogOptions {
   pretty?: boolean;
   /** Where to write; default stdout (journald under systemd). */
   destination?: DestinationStream;
+  /**
+   * Also append JSON lines to this file (oslo.log's log_dir/log_file; published
+   * as the SYS guest log 'guest'). Its directory is created; `reopen()` on the
+   * returned handle follows a logrotate move.
+   */
+  file?: string | null | undefined;
+}
+
+export interface LogFileHandle {
+  reopen(): void;
+}
+
+/** The logger and, when it writes a file, the handle to reopen it after rotation. */
+export function createLoggerWithFile(opts: LogOptions): { log: Logger; file: LogFileHandle | null } {
+  if (!opts.file) return { log: createLogger(opts), file: null };
+  const fileDest = pino.destination({ dest: opts.file, mkdir: true, append: true, sync: false });
+  const main = opts.destination ?? (opts.pretty ? prettyStream() : pino.destination({ fd: 1, sync: false }));
+  const log = createLogger({ ...opts, destination: pino.multistream([{ stream: main, level: 'trace' }, { stream: fileDest, level: 'trace' }]) });
+  return { log, file: { reopen: () => fileDest.reopen() } };
 }
 
 export function createLogger(opts: LogOptions = {}): Logger {

@@ -14,7 +14,7 @@ import { ConfigError } from './errors.ts';
 import type { DatastoreFactory } from './datastore.ts';
 import { buildMethodTable, GUEST_API_VERSION } from './handlers/table.ts';
 import { StatusReporter } from './heartbeat.ts';
-import { createLogger, type Logger } from './log.ts';
+import { createLoggerWithFile, type Logger } from './log.ts';
 import { PrepareMarkers } from './markers.ts';
 import { PrepareService, type VolumePreparer } from './prepare.ts';
 import { exec } from './process/exec.ts';
@@ -239,7 +239,18 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   }
   if (args.kind === 'call') return runCall(args, settings);
   const pretty = args.logFormat ? args.logFormat === 'pretty' : settings.local && process.stderr.isTTY === true;
-  const log = createLogger({ level: args.logLevel ?? settings.config.logLevel, pretty });
+  let log: Logger;
+  try {
+    const made = createLoggerWithFile({ level: args.logLevel ?? settings.config.logLevel, pretty, file: settings.config.logFile });
+    log = made.log;
+    if (made.file) {
+      const file = made.file;
+      process.on('SIGHUP', () => file.reopen());
+    }
+  } catch (err) {
+    process.stderr.write(`guestagent: cannot open the log file ${settings.config.logFile}: ${(err as Error).message}\n`);
+    return 1;
+  }
   let agent: Agent;
   try {
     agent = await runDaemon(settings, log);

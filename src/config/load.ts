@@ -151,6 +151,11 @@ export interface AgentConfig {
   debug: boolean;
   /** 'debug' when debug is set, else 'info' (oslo.log's default level). */
   logLevel: string;
+  /**
+   * Where the agent also writes its log, as oslo.log places it: `log_dir/log_file`,
+   * `log_file` alone, or `log_dir/trove-guestagent.log`; null (neither set): stdout only.
+   */
+  logFile: string | null;
 }
 
 export interface ConfigSource {
@@ -183,6 +188,14 @@ const TABLE: OptionTable = {
 const DATASTORES: readonly DatastoreName[] = ['mysql', 'mariadb', 'postgresql', 'redis'];
 
 /** Read, merge, validate and freeze the configuration. Throws ConfigError. */
+/** oslo.log's _get_log_file_path for the binary trove-guestagent. */
+function agentLogFile(dir: string | undefined | null, file: string | undefined | null): string | null {
+  if (file && dir && !file.startsWith('/')) return `${dir.replace(/\/?$/, '/')}${file}`;
+  if (file) return file;
+  if (dir) return `${dir.replace(/\/?$/, '/')}trove-guestagent.log`;
+  return null;
+}
+
 export function loadConfig(opts: LoadOptions): AgentConfig {
   const files = readSources(opts);
   return deepFreeze(build(new Resolver(TABLE, files, opts.env ?? {}), files));
@@ -351,8 +364,9 @@ function build(r: Resolver, files: readonly IniFile[]): AgentConfig {
       container: str(D, 'guest_log_container_name') ?? 'database_logs',
       limit: num(D, 'guest_log_limit'),
       expirySec: num(D, 'guest_log_expiry'),
-      agentLogFile: `${(nonEmpty(D, 'log_dir') ?? '/var/log/trove/').replace(/\/?$/, '/')}${nonEmpty(D, 'log_file') ?? 'trove-guestagent.log'}`,
+      agentLogFile: agentLogFile(nonEmpty(D, 'log_dir'), nonEmpty(D, 'log_file')) ?? '/var/log/trove/trove-guestagent.log',
     },
+    logFile: agentLogFile(nonEmpty(D, 'log_dir'), nonEmpty(D, 'log_file')),
     datastoreSections,
     debug,
     logLevel: debug ? 'debug' : 'info',

@@ -2,7 +2,7 @@
 // with a message naming the file and option; a local run answers and exits 0
 // on SIGTERM; `guestagent call` talks to it.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -48,5 +48,34 @@ describe('guestagent command line', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(Date.now() - t).toBeLessThan(30_000);
+  });
+
+  it('writes its log to log_dir as oslo.log would (the SYS guest log), reopened after rotation on SIGHUP, secrets redacted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ga-cli-log-'));
+    const state = join(dir, 'state');
+    const conf = join(dir, 'extra.conf');
+    writeFileSync(conf, `[DEFAULT]\nlog_dir = ${dir}/logs\n`);
+    const child = spawn(NODE, [BIN, '--datastore', 'mysql', '--state-dir', state, '--transport-url', transport, '--config-file', conf, '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'ignore'] });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const file = join(dir, 'logs', 'trove-guestagent.log');
+    const call = (...args: string[]) => run(NODE, [BIN, 'call', '--state-dir', state, '--transport-url', transport, '--timeout', '5', ...args], { timeout: 30_000 });
+    let answer = '';
+    for (let i = 0; i < 60 && !answer; i++) {
+      answer = await call('rpc_ping').then((r) => r.stdout.trim(), () => '');
+      if (!answer) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(answer).toBe('true');
+    await new Promise((r) => setTimeout(r, 300)); // async file writes
+    const first = readFileSync(file, 'utf8');
+    expect(first).toContain('"msg":"guest agent ready"');
+    for (const line of first.trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
+    expect(first).not.toContain('guest:guest@');
+    renameSync(file, `${file}.1`);
+    child.kill('SIGHUP');
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(existsSync(file)).toBe(true);
+    expect(readFileSync(file, 'utf8')).toContain('stopping');
   });
 });
