@@ -169,8 +169,10 @@ describe('root, configuration and restarts', () => {
     await user.end();
     ok(await caller.api('create_user', { users: [{ _name: 'logged', _host: '%', _password: 'Never-In-The-Log-1', _databases: [] }] }));
     await eventually(() => caller.api('list_users'), (r) => names(r).includes('logged'));
-    const published = ok(await act('general', { publish: true })) as { published: number; prefix: string };
-    expect(published).toMatchObject({ status: 'Published', container: 'database_logs', prefix: `${guestId}/mysql-general/` });
+    const published = ok(await act('general', { publish: true })) as { published: number; prefix: string; status: string };
+    expect(published).toMatchObject({ container: 'database_logs', prefix: `${guestId}/mysql-general/` });
+    // 'Partial' when the server wrote more lines (a heartbeat's connect) between the upload and the answer, as Trove computes it.
+    expect(['Published', 'Partial']).toContain(published.status);
     const list = (await (await fetch(`${swift.storageUrl}/database_logs?format=json&prefix=${encodeURIComponent(published.prefix)}`, { headers: { 'X-Auth-Token': swift.token } })).json()) as Array<{ name: string }>;
     const text = (await Promise.all(list.map(async (o) => (await fetch(`${swift.storageUrl}/database_logs/${o.name}`, { headers: { 'X-Auth-Token': swift.token } })).text()))).join('');
     expect(text).toContain('mysql-guest-log-marker');
