@@ -79,6 +79,16 @@ export interface UserAttributes {
   password?: string | null;
 }
 
+/** The arguments of Trove's rebuild (the guest image replaced, the data volume kept), parsed. */
+export interface RebuildRequest {
+  dsVersion: string | null;
+  /** Trove renders the config template again for the flavour and sends it. */
+  configContents: string | null;
+  /** The instance's configuration group values, when it has one. */
+  overrides: Record<string, unknown> | null;
+  mountPoint: string;
+}
+
 /** The arguments of Trove's prepare, parsed. */
 export interface PrepareRequest {
   memoryMb: number;
@@ -130,6 +140,13 @@ export interface Lifecycle {
    * process runner restarts a server prepared by an earlier run.
    */
   resume?(prepared: boolean, ctx: OpContext): Promise<void>;
+  /**
+   * On a new guest image over the old data volume (Trove's rebuild): write
+   * the configuration, take the server on the volume's data back (the admin
+   * credentials lived on the old root disk) and start it. Absent: the
+   * datastore cannot be rebuilt.
+   */
+  rebuild?(req: RebuildRequest, ctx: OpContext): Promise<void>;
   /** Called once on agent shutdown: release connections (a process runner may stop its server). */
   close(): Promise<void>;
 }

@@ -149,7 +149,8 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
           },
         }
       : null;
-  const prepare = new PrepareService({ datastore, markers, reporter, volumes: preparer });
+  const devicePath = c.datastoreSections[manager]['device_path'];
+  const prepare = new PrepareService({ datastore, markers, reporter, volumes: preparer, devicePath: typeof devicePath === 'string' && devicePath ? devicePath : null });
   const backups = createBackupService({
     datastore,
     updateBackup: (id, fields) => conductor.updateBackup(id, fields),

@@ -7,8 +7,8 @@
  * Prepare runs once: a second prepare, or one after an interrupted run, is
  * refused so nothing is initialised twice over live data.
  */
-import { UnprocessableError } from './errors.ts';
-import type { BackupFetcher, Datastore, OpContext, PrepareRequest } from './datastore.ts';
+import { OperationNotSupportedError, UnprocessableError } from './errors.ts';
+import type { BackupFetcher, Datastore, OpContext, PrepareRequest, RebuildRequest } from './datastore.ts';
 import type { PrepareMarkers } from './markers.ts';
 import type { StatusReporter } from './heartbeat.ts';
 
@@ -23,6 +23,8 @@ export interface PrepareServiceOptions {
   reporter: StatusReporter;
   /** Null when volumes are not managed (local runs, or device_path unset). */
   volumes: VolumePreparer | null;
+  /** The datastore section's device_path: what a rebuild mounts (Trove's agent mounts it at start). */
+  devicePath?: string | null | undefined;
 }
 
 export class PrepareService {
@@ -64,5 +66,36 @@ export class PrepareService {
       await reporter.report(await reporter.probe(), true);
     }
     ctx.log.info('prepare completed');
+  }
+
+  /**
+   * Trove's rebuild: Nova replaced the guest's image and kept the data
+   * volume; this guest's agent never saw a prepare. The volume is mounted
+   * (formatted only if blank, as Trove's agent does at start), the datastore
+   * takes its data back, and the guest counts as prepared from then on.
+   */
+  async rebuild(req: Omit<RebuildRequest, 'mountPoint'>, ctx: OpContext): Promise<void> {
+    const { markers, reporter, datastore } = this.#o;
+    const rebuild = datastore.lifecycle.rebuild;
+    if (!rebuild) throw new OperationNotSupportedError('rebuild', datastore.name);
+    if (this.#running) throw new UnprocessableError('A prepare or rebuild is running on this instance; try again when it has finished.');
+    this.#running = true;
+    markers.markStarted();
+    await reporter.report('building', true);
+    ctx.log.info({ datastore: datastore.name, ds_version: req.dsVersion }, 'rebuild started');
+    try {
+      const mountPoint = datastore.mountPoint;
+      if (this.#o.devicePath && this.#o.volumes) await this.#o.volumes.prepareVolume(this.#o.devicePath, mountPoint, ctx);
+      await rebuild.call(datastore.lifecycle, { ...req, mountPoint }, ctx);
+    } catch (err) {
+      ctx.log.error({ err }, 'rebuild failed');
+      await reporter.report('failed to spawn', true);
+      throw err;
+    } finally {
+      this.#running = false;
+    }
+    markers.markCompleted();
+    await reporter.report(await reporter.probe(), true);
+    ctx.log.info('rebuild completed');
   }
 }

@@ -328,6 +328,21 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
         if (contents !== null) writeConfig(paths, contents);
         await runner.start(ctx);
       },
+      async rebuild(req, ctx) {
+        await runner.stop(ctx);
+        if (!dataDirInitialized(paths)) {
+          throw new GuestError(`no ${name} data directory in ${paths.dataDir}: is the instance's data volume mounted at ${mountPoint}?`);
+        }
+        if (req.configContents !== null) writeConfig(paths, req.configContents);
+        else if (!existsSync(paths.configFile)) throw new GuestError('rebuild needs config_contents: this guest has no configuration yet');
+        if (req.overrides && Object.keys(req.overrides).length) writeOverrides(paths, req.overrides);
+        mkdirSync(dirname(paths.socket), { recursive: true, mode: 0o755 });
+        // The old root disk took the os_admin password with it: set a new one, as after a restore.
+        await resetAdminAfterRestore(ctx);
+        await runner.start(ctx);
+        await resetSql();
+        ctx.log.info({ data_dir: paths.dataDir }, 'server back on the rebuilt guest with its data');
+      },
       async resume(prepared, ctx) {
         if (prepared && runner.kind === 'process') await runner.start(ctx);
       },

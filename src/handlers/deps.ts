@@ -2,7 +2,7 @@
  * What the RPC method table needs from the rest of the agent. Handlers parse
  * kwargs, call these, and shape the result; they never touch AMQP.
  */
-import type { BackupFetcher, Datastore, PrepareRequest, OpContext } from '../datastore.ts';
+import type { BackupFetcher, Datastore, PrepareRequest, OpContext, RebuildRequest } from '../datastore.ts';
 import type { BackupService } from '../backup/service.ts';
 import type { GuestLogService } from '../guestlog.ts';
 
@@ -16,6 +16,7 @@ export interface Reporter {
 /** Prepare with its markers, heartbeats and volume handling (src/prepare.ts). */
 export interface PrepareRunner {
   prepare(req: PrepareRequest, ctx: OpContext, fetcher?: BackupFetcher): Promise<void>;
+  rebuild(req: Omit<RebuildRequest, 'mountPoint'>, ctx: OpContext): Promise<void>;
 }
 
 import type { FilesystemStats } from '../volume/stats.ts';

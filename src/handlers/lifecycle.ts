@@ -66,6 +66,18 @@ export function lifecycleMethods(d: HandlerDeps): Record<string, MethodSpec> {
         });
       },
     },
+    rebuild: {
+      // A cast from the taskmanager after Nova rebuilt the server on a new image (the data volume kept).
+      params: [{ name: 'ds_version', required: true }, { name: 'config_contents' }, { name: 'config_overrides' }],
+      handler: async (a, ctx) => {
+        const overrides = a['config_overrides'];
+        if (overrides !== undefined && overrides !== null && !isDict(overrides)) throw new BadRequestError("'config_overrides' must be a dictionary");
+        await d.prepare.rebuild(
+          { dsVersion: optStr(a, 'ds_version'), configContents: optStr(a, 'config_contents'), overrides: (overrides as Record<string, unknown> | null | undefined) ?? null },
+          op(ctx),
+        );
+      },
+    },
     restart: {
       params: [],
       handler: async (_a, ctx) => {

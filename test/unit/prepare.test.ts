@@ -54,6 +54,34 @@ describe('prepare orchestration', () => {
   });
 });
 
+describe('rebuild orchestration', () => {
+  const rb = { dsVersion: '10.11', configContents: '[mysqld]\n', overrides: null };
+  it('a datastore without rebuild refuses it and reports nothing', async () => {
+    const { ds, sent, markers, service } = setup();
+    delete (ds.lifecycle as { rebuild?: unknown }).rebuild;
+    await expect(service.rebuild(rb, ctx)).rejects.toThrow(/rebuild/);
+    expect(sent).toEqual([]);
+    expect(markers.started).toBe(false);
+  });
+  it('reports building, then the real status; the guest counts as prepared; a failure reports failed to spawn', async () => {
+    const { ds, sent, markers, service } = setup();
+    const seen: unknown[] = [];
+    ds.lifecycle.rebuild = async (r) => {
+      seen.push(r);
+      ds.setStatus('healthy');
+    };
+    await service.rebuild(rb, ctx);
+    expect(seen).toEqual([{ ...rb, mountPoint: ds.mountPoint }]);
+    expect(sent).toEqual(['building', 'healthy']);
+    expect(markers.completed).toBe(true);
+    const f = setup();
+    f.ds.lifecycle.rebuild = async () => { throw new Error('no data directory on the volume'); };
+    await expect(f.service.rebuild(rb, ctx)).rejects.toThrow(/no data directory/);
+    expect(f.sent).toEqual(['building', 'failed to spawn']);
+    expect(f.markers.completed).toBe(false);
+  });
+});
+
 describe('status reporter', () => {
   it('sends nothing before prepare unless forced, then on change and every interval', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hb-'));

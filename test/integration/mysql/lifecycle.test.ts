@@ -2,7 +2,9 @@
 // with Trove's arguments, then databases, users, access, root, configuration
 // and restarts, against a real mariadbd the agent starts and supervises.
 import { randomUUID } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLogger } from '../../../src/log.ts';
@@ -208,5 +210,35 @@ describe('image upgrade', () => {
     ok(await caller.api('post_upgrade', { upgrade_info: info }));
     await conductor.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'healthy', 30_000, from);
     expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
+  });
+});
+
+describe('rebuild', () => {
+  it('on a new guest image over the same data volume, rebuild brings the data back with a new os_admin password and the new configuration', async () => {
+    const oldAdmin = readFileSync(`${ta.stateDir}/mysql/os_admin.cnf`, 'utf8');
+    await ta.agent.stop();
+    // Nova rebuilt the server: a fresh root disk (no prepare markers, no credentials); the data volume moves over.
+    const fresh = mkdtempSync(join(tmpdir(), 'ga-rebuilt-'));
+    mkdirSync(join(fresh, 'state', 'mysql'), { recursive: true });
+    renameSync(`${ta.stateDir}/mysql/data`, join(fresh, 'state', 'mysql', 'data'));
+    const sink = new Writable({ write(c, _e, cb) { logLines.push(String(c)); cb(); } });
+    ta = await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId, key: KEY, datastorePort: port, reportInterval: 4, factory: createMysqlDatastore, root: fresh, log: createLogger({ destination: sink, level: 'debug' }) });
+    const from = conductor.received.length;
+    // Trove's taskmanager casts rebuild with the re-rendered template and the configuration group's values.
+    ok(await caller.api('rebuild', { ds_version: '10.11', config_contents: '[mysqld]\nmax_connections = 66\n', config_overrides: { max_allowed_packet: 16777216 } }));
+    const end = await conductor.waitFor((c) => c.method === 'heartbeat' && ['healthy', 'failed to spawn'].includes((c.kwargs['payload'] as { service_status: string }).service_status), 120_000, from);
+    expect((end.kwargs['payload'] as { service_status: string }).service_status, logLines.slice(-20).join('')).toBe('healthy');
+    expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
+    const admin = readFileSync(`${ta.stateDir}/mysql/os_admin.cnf`, 'utf8');
+    expect(statSync(`${ta.stateDir}/mysql/os_admin.cnf`).mode & 0o777).toBe(0o600);
+    expect(admin).not.toBe(oldAdmin);
+    const db = connectSql({ socketPath: `${ta.stateDir}/mysql/run/mysqld.sock`, user: 'os_admin', password: /password = (.*)/.exec(admin)![1]! });
+    const [mc] = await db.query<{ v: number }>('SELECT @@GLOBAL.max_connections AS v');
+    const [mp] = await db.query<{ v: number }>('SELECT @@GLOBAL.max_allowed_packet AS v');
+    await db.end();
+    expect(Number(mc!.v)).toBe(66);
+    expect(Number(mp!.v)).toBe(16777216);
+    // The rebuilt guest counts as prepared (heartbeats go on; a later prepare is refused, never run over live data).
+    expect(statSync(join(ta.stateDir, '.guestagent.prepare.end')).isFile()).toBe(true);
   });
 });
