@@ -7,6 +7,7 @@
  * raw producer bytes per wall second. Peak RSS is the transport side only (gzip + curl
  * for the anchor, the Node process running runBackup for ours), the producer excluded
  * in both. Usage: npx node bench/backup.ts [bytes] [segmentMiB]
+ * `node bench/backup.ts redis [bytes] [segmentMiB]` runs the Redis rows instead (bench/backup-redis.ts).
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -75,6 +76,11 @@ function anchor(storageUrl: string, token: string, bytes: number, dir: string, c
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'redis') {
+    const { benchRedis } = await import('./backup-redis.ts');
+    await benchRedis(Number(process.argv[3] ?? 1_800_000_000), process.argv[4] ? Number(process.argv[4]) : undefined);
+    return;
+  }
   if (process.argv[2] === '--ours') {
     const [, , , url, bytes, codec, seg] = process.argv;
     const token = readFileSync(0, 'utf8').trim();

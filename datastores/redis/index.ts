@@ -9,7 +9,9 @@
  *   databases themselves have no Redis meaning and their methods say so;
  * - root is the `default` user with a password (Trove's RedisRootUser);
  * - backups are an RDB snapshot taken over the replication protocol
- *   (`redis-cli --rdb -`), restored by placing dump.rdb before the server starts.
+ *   (`redis-cli --rdb -`), restored by placing dump.rdb before the server starts;
+ * - the server log is the SYSTEM guest log `redis`, always on: Redis 7 cannot
+ *   move `logfile` at runtime, and the log is what explains a crash.
  * ACLs are persisted with ACL SAVE into the agent's ACL file.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -53,6 +55,9 @@ export function createRedisDatastore(opts: DatastoreOptions): Datastore {
   const secretFile = join(stateDir, 'os_admin.pass');
   const socket = join(stateDir, 'run', 'redis.sock');
   const port = opts.port ?? (runnerKind === 'process' ? DEFAULT_PROCESS_PORT : 6379);
+  /** Debian's redis-server may write only under /var/log/redis (its unit's ReadWritePaths). */
+  const logDir = runnerKind === 'process' ? join(stateDir, 'log') : '/var/log/redis';
+  const serverLog = join(logDir, 'redis-server.log');
 
   const password = (): string | null => (existsSync(secretFile) ? readFileSync(secretFile, 'utf8').trim() : null);
 
@@ -102,7 +107,7 @@ export function createRedisDatastore(opts: DatastoreOptions): Datastore {
             file: '/usr/bin/redis-server',
             // Runner-owned settings win over redis.conf: later arguments override.
             args: [confFile, '--port', String(port), '--bind', '127.0.0.1', '--dir', dataDir, '--unixsocket', socket, '--unixsocketperm', '700',
-              '--daemonize', 'no', '--protected-mode', 'yes', '--aclfile', aclFile, '--logfile', ''],
+              '--daemonize', 'no', '--protected-mode', 'yes', '--aclfile', aclFile, '--logfile', serverLog],
           }),
         })
       : createSystemdRunner('redis-server', exec);
@@ -113,8 +118,9 @@ export function createRedisDatastore(opts: DatastoreOptions): Datastore {
   function writeBaseFiles(contents: string | null): void {
     mkdirSync(dataDir, { recursive: true, mode: 0o750 });
     mkdirSync(join(stateDir, 'run'), { recursive: true, mode: 0o700 });
+    if (runnerKind === 'process') mkdirSync(logDir, { recursive: true, mode: 0o750 });
     if (!existsSync(overridesFile)) writeFileSync(overridesFile, '', { mode: 0o600 });
-    writeFileSync(confFile, `${(contents ?? 'save 900 1\nsave 300 10\nappendonly no\n').replace(/\s*$/, '\n')}# Written by guestagent: overrides are read last.\ninclude ${overridesFile}\n`, { mode: 0o600 });
+    writeFileSync(confFile, `${(contents ?? 'save 900 1\nsave 300 10\nappendonly no\n').replace(/\s*$/, '\n')}# Written by guestagent: overrides are read last, then the settings the agent owns.\ninclude ${overridesFile}\nlogfile "${serverLog.replace(/[\\"]/g, '\\$&')}"\n`, { mode: 0o600 });
   }
 
   /** Trove's overrides as redis.conf lines, refusing anything that could break out of a line. */
@@ -335,6 +341,15 @@ export function createRedisDatastore(opts: DatastoreOptions): Datastore {
           metadata: () => ({}),
           cleanup: async () => {},
         };
+      },
+    },
+    logs: {
+      // Trove's Redis manager calls the server log 'redis', a SYSTEM log. It holds no commands at any
+      // loglevel (verbose and debug name a command, never its arguments), so no password reaches it.
+      defs: () => [{ name: 'redis', type: 'SYS', file: serverLog }],
+      isEnabled: async (name) => name === 'redis',
+      async setEnabled(name) {
+        throw new BadRequestError(`Log '${name}' is a SYSTEM log: the Redis server log is always on.`);
       },
     },
     lifecycle: {

@@ -50,8 +50,8 @@ OUT = threading.Lock()
 
 
 def new_context(notification=False, extra=None):
-    # extra: e.g. auth_token and service_catalog, which Swift access needs.
-    ctx = trove_context.TroveContext(user='peer-user', project_id='peer-project', is_admin=False, **(extra or {}))
+    # extra: e.g. auth_token and service_catalog, which Swift access needs, or is_admin.
+    ctx = trove_context.TroveContext(**{'user': 'peer-user', 'project_id': 'peer-project', 'is_admin': False, **(extra or {})})
     if notification:
         from trove.common.notification import DBaaSInstanceCreate
         # As the taskmanager attaches it: request id, tenant, server type.

@@ -1,6 +1,7 @@
 // A Redis instance driven by Trove's own client: ACL users enforced by a real
 // Redis client, root on and off, overrides live and after a restart, and an
-// RDB backup of 200,000 keys restored into a new agent-started server.
+// RDB backup of 200,000 keys restored into a new agent-started server, and
+// the server log published to Swift as the 'redis' guest log.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -106,6 +107,63 @@ describe('redis users, root and configuration', () => {
     expect(await c.call('CONFIG', 'GET', 'maxmemory-policy')).toEqual(['maxmemory-policy', 'volatile-lru']);
     c.close();
     (await as(a, 'alice', 'N3w-pw')).close(); // ACLs survived the restart
+  });
+});
+
+describe('redis guest log', () => {
+  it("publishes the server log ('redis', SYSTEM, admin only by default) to Swift in increments, without passwords, then discards it", async () => {
+    const adminCtx = { ...context, is_admin: true };
+    const act = (o: { enable?: boolean; disable?: boolean; publish?: boolean; discard?: boolean }, ctx: Record<string, unknown> = adminCtx) =>
+      callA.api('guest_log_action', { log_name: 'redis', enable: false, disable: false, publish: false, discard: false, ...o }, { context: ctx });
+    const prefix = `${source}/redis-redis/`;
+    // [redis] guest_log_exposed_logs is empty, as in Trove: a project user sees neither log.
+    expect(ok(await callA.api('guest_log_list', {}, { context }))).toEqual([]);
+    const forbidden = await act({ publish: true }, context);
+    expect(!forbidden.ok && forbidden.error.remote_class, JSON.stringify(forbidden)).toBe('LogAccessForbidden');
+    const listed = ok(await callA.api('guest_log_list', {}, { context: adminCtx })) as Array<Record<string, unknown>>;
+    expect(listed.map((l) => [l['name'], l['type']])).toEqual([['redis', 'SYS'], ['guest', 'SYS']]);
+    // The server has been writing since prepare (and the restart above): there is something to publish.
+    expect(listed[0]).toMatchObject({ status: 'Ready', published: 0, container: 'None', metafile: `${source}/redis-redis_metafile` });
+    expect(Number(listed[0]!['pending'])).toBeGreaterThan(0);
+    // Always on: Redis 7 cannot move `logfile` at runtime, so there is nothing to switch.
+    const enable = await act({ enable: true });
+    expect(!enable.ok && enable.error.remote_class, JSON.stringify(enable)).toBe('BadRequest');
+    const disable = await act({ disable: true });
+    expect(!disable.ok && disable.error.remote_class).toBe('BadRequest');
+
+    ok(await callA.api('change_passwords', { users: [{ _name: 'alice', _password: 'Never-In-The-Redis-Log-1' }] }));
+    const first = ok(await act({ publish: true })) as Record<string, unknown>;
+    expect(first).toMatchObject({ name: 'redis', type: 'SYS', status: 'Published', pending: 0, container: 'database_logs', prefix });
+    const objects = async () => (await (await fetch(`${swift.storageUrl}/database_logs?format=json&prefix=${encodeURIComponent(prefix)}`, { headers: { 'X-Auth-Token': swift.token } })).json()) as Array<{ name: string; bytes: number }>;
+    const text = async (name: string) => (await fetch(`${swift.storageUrl}/database_logs/${name}`, { headers: { 'X-Auth-Token': swift.token } })).text();
+    const one = await objects();
+    expect(one.length).toBeGreaterThanOrEqual(1);
+    expect(one.every((o) => /^log-\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$/.test(o.name.slice(prefix.length))), JSON.stringify(one)).toBe(true);
+    expect(one.reduce((n, o) => n + o.bytes, 0)).toBe(first['published']);
+    const published = (await Promise.all(one.map((o) => text(o.name)))).join('');
+    expect(published).toMatch(/^\d+:C .* # oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo$/m);
+    expect(published).toContain('Ready to accept connections');
+    expect(published).toContain('User requested shutdown...'); // the restart of the overrides test
+    const adminPw = readFileSync(`${a.stateDir}/redis/os_admin.pass`, 'utf8').trim();
+    for (const secret of [adminPw, 'Never-In-The-Redis-Log', 'N3w-pw', 'Al1ce-pw', 'R00t-pw']) expect(published).not.toContain(secret);
+    const meta = JSON.parse(await text(`${source}/redis-redis_metafile`)) as Record<string, unknown>;
+    expect(meta).toMatchObject({ log_name: 'redis', log_type: 'SYS', log_file: `${a.stateDir}/redis/log/redis-server.log`, log_size: first['published'] });
+
+    // Only what is new goes up the second time: a snapshot's lines.
+    const c = await admin(a);
+    expect(await c.call('BGSAVE')).toMatch(/Background saving started/);
+    c.close();
+    await new Promise((r) => setTimeout(r, 1500));
+    const second = ok(await act({ publish: true })) as Record<string, unknown>;
+    expect(Number(second['published'])).toBeGreaterThan(Number(first['published']));
+    const two = await objects();
+    expect(two.length).toBeGreaterThan(one.length);
+    const added = (await Promise.all(two.filter((o) => !one.some((x) => x.name === o.name)).map((o) => text(o.name)))).join('');
+    expect(added).toContain('Background saving started by pid');
+    expect(added).not.toContain('Ready to accept connections');
+
+    expect(ok(await act({ discard: true }))).toMatchObject({ published: 0, container: 'None' });
+    expect(await objects()).toEqual([]);
   });
 });
 
