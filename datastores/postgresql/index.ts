@@ -532,6 +532,29 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
         await runner.start(ctx);
         pendingRestart = [];
       },
+      async rebuild(req, ctx) {
+        await runner.stop(ctx);
+        if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+          throw new GuestError(`no PostgreSQL data directory in ${dataDir}: is the instance's data volume mounted at ${mountPoint}?`);
+        }
+        ensureDirs();
+        // The new image's postgres user may have another uid than the old one's.
+        await exec('/usr/bin/chown', ['-R', `${owner.uid}:${owner.gid}`, dataDir, walArchive], { signal: ctx.signal });
+        chmodSync(dataDir, 0o700);
+        writeConfig(req.configContents, req.overrides ?? {});
+        // os_admin's password left with the old root disk: set a new one through a local-trust start.
+        oneOff = ['-c', `hba_file=${writeHba(true)}`];
+        try {
+          await runner.start(ctx);
+          await secure({ user: 'os_admin', password: null }, ctx);
+        } finally {
+          oneOff = [];
+          writeHba();
+        }
+        await runner.restart(ctx);
+        pendingRestart = [];
+        ctx.log.info({ data_dir: dataDir }, 'server back on the rebuilt guest with its data');
+      },
       async resume(prepared, ctx) {
         if (prepared && runner.kind === 'process') await runner.start(ctx);
       },

@@ -3,8 +3,9 @@
 // access enforced by a real client over TCP, root, paging, and a backup to
 // Swift restored into a new agent-started server.
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createPostgresDatastore } from '../../../datastores/postgresql/index.ts';
@@ -267,4 +268,30 @@ describe('postgresql', () => {
     expect(again.ok).toBe(false);
     expect(names(await callA.api('list_databases'))).toContain('app');
   }, 120_000);
+
+  it('rebuild on a new guest image over the same data volume: the data back, a new os_admin password, the new configuration', async () => {
+    const oldPass = readFileSync(`${a.stateDir}/postgresql/os_admin.pass`, 'utf8');
+    await a.agent.stop();
+    // A fresh root disk; the data volume (data directory and WAL archive) moves over.
+    const fresh = mkdtempSync(join(tmpdir(), 'ga-pg-rebuilt-'));
+    mkdirSync(join(fresh, 'state', 'postgresql'), { recursive: true });
+    for (const d of ['data', 'wal_archive']) renameSync(`${a.stateDir}/postgresql/${d}`, join(fresh, 'state', 'postgresql', d));
+    a = opened(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1, root: fresh }));
+    const from = conductor.received.length;
+    ok(await callA.api('rebuild', { ds_version: '15', config_contents: 'max_connections = 45\n', config_overrides: { work_mem: '8MB' } }));
+    const end = await conductor.waitFor((c) => c.kwargs['instance_id'] === source && ['healthy', 'failed to spawn'].includes(status(c) ?? ''), 120_000, from);
+    expect(status(end), a.logTail()).toBe('healthy');
+    expect(readFileSync(`${a.stateDir}/postgresql/os_admin.pass`, 'utf8')).not.toBe(oldPass);
+    const c = admin(a, portA, 'app');
+    await c.connect();
+    expect((await c.query('SELECT count(*)::int AS n FROM later')).rows[0].n).toBe(5000);
+    expect((await c.query('SHOW max_connections')).rows[0].max_connections).toBe('45');
+    expect((await c.query('SHOW work_mem')).rows[0].work_mem).toBe('8MB');
+    await c.end();
+    // os_admin stays local only after the trust start: over TCP it is refused.
+    const t = tcp(portA, 'os_admin', readFileSync(`${a.stateDir}/postgresql/os_admin.pass`, 'utf8').trim());
+    await expect(t.connect()).rejects.toThrow();
+    await t.end().catch(() => {});
+    expect(names(await callA.api('list_databases'))).toContain('app');
+  }, 180_000);
 });
