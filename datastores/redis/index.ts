@@ -51,9 +51,11 @@ export function createRedisDatastore(opts: DatastoreOptions): Datastore {
   const dataDir = runnerKind === 'process' ? join(stateDir, 'data') : mountPoint;
   const confFile = runnerKind === 'process' ? join(stateDir, 'redis.conf') : '/etc/redis/redis.conf';
   const overridesFile = join(stateDir, 'overrides.conf');
-  const aclFile = join(stateDir, 'users.acl');
+  // On the data volume: Trove's users survive a rebuild (a new root disk), and Debian's redis user can write it.
+  const aclFile = join(dataDir, 'users.acl');
   const secretFile = join(stateDir, 'os_admin.pass');
-  const socket = join(stateDir, 'run', 'redis.sock');
+  // Debian's unit gives the redis user /run/redis (RuntimeDirectory); a self-run server uses the agent's own dir.
+  const socket = runnerKind === 'process' ? join(stateDir, 'run', 'redis.sock') : '/run/redis/redis-server.sock';
   const port = opts.port ?? (runnerKind === 'process' ? DEFAULT_PROCESS_PORT : 6379);
   /** Debian's redis-server may write only under /var/log/redis (its unit's ReadWritePaths). */
   const logDir = runnerKind === 'process' ? join(stateDir, 'log') : '/var/log/redis';
@@ -120,7 +122,28 @@ export function createRedisDatastore(opts: DatastoreOptions): Datastore {
     mkdirSync(join(stateDir, 'run'), { recursive: true, mode: 0o700 });
     if (runnerKind === 'process') mkdirSync(logDir, { recursive: true, mode: 0o750 });
     if (!existsSync(overridesFile)) writeFileSync(overridesFile, '', { mode: 0o600 });
-    writeFileSync(confFile, `${(contents ?? 'save 900 1\nsave 300 10\nappendonly no\n').replace(/\s*$/, '\n')}# Written by guestagent: overrides are read last, then the settings the agent owns.\ninclude ${overridesFile}\nlogfile "${serverLog.replace(/[\\"]/g, '\\$&')}"\n`, { mode: 0o600 });
+    const q = (v: string) => `"${v.replace(/[\\"]/g, '\\$&')}"`;
+    // The agent's own settings come last; a self-run server also gets them (and its port) on its command line.
+    const owned = [`logfile ${q(serverLog)}`, `dir ${q(dataDir)}`, `aclfile ${q(aclFile)}`, `unixsocket ${q(socket)}`, 'unixsocketperm 700'];
+    writeFileSync(confFile, `${(contents ?? 'save 900 1\nsave 300 10\nappendonly no\n').replace(/\s*$/, '\n')}# Written by guestagent: overrides are read last, then the settings the agent owns.\ninclude ${overridesFile}\n${owned.join('\n')}\n`, { mode: 0o600 });
+  }
+
+  /** Debian's server runs as redis: it must read its config and own what it writes on the volume. */
+  async function giveToRedis(ctx: OpContext): Promise<void> {
+    if (runnerKind !== 'systemd') return;
+    await exec('/usr/bin/chown', ['redis:redis', confFile, overridesFile, aclFile], { signal: ctx.signal });
+    await exec('/usr/bin/chown', ['-R', 'redis:redis', dataDir], { signal: ctx.signal });
+  }
+
+  /** A new os_admin password, written into the ACL file in place of the old one (other users stay). */
+  function newAdminPassword(): void {
+    const pw = randomBytes(24).toString('base64url');
+    const line = `user os_admin on #${sha(pw)} ~* &* +@all`;
+    const acl = existsSync(aclFile) ? readFileSync(aclFile, 'utf8') : 'user default off resetpass ~* &* +@all\n';
+    const rest = acl.split('\n').filter((l) => l.trim() !== '' && !/^user os_admin\s/.test(l));
+    writeFileSync(aclFile, [line, ...rest].join('\n') + '\n', { mode: 0o600 });
+    writeFileSync(secretFile, pw + '\n', { mode: 0o600 });
+    chmodSync(secretFile, 0o600);
   }
 
   /** Trove's overrides as redis.conf lines, refusing anything that could break out of a line. */
@@ -360,6 +383,7 @@ export function createRedisDatastore(opts: DatastoreOptions): Datastore {
         writeBaseFiles(req.configContents);
         if (req.overrides) writeOverrides(req.overrides);
         await secure();
+        await giveToRedis(ctx);
         if (req.backupInfo && fetcher) {
           if (!req.backupInfo.location) throw new GuestError('backup_info has no location to restore from');
           rmSync(join(dataDir, 'dump.rdb'), { force: true });
@@ -378,6 +402,18 @@ export function createRedisDatastore(opts: DatastoreOptions): Datastore {
       async startWithConfChanges(contents, ctx) {
         if (contents !== null) writeBaseFiles(contents);
         await runner.start(ctx);
+      },
+      async rebuild(req, ctx) {
+        await runner.stop(ctx);
+        if (!existsSync(dataDir)) throw new GuestError(`no Redis data directory ${dataDir}: is the instance's data volume mounted at ${mountPoint}?`);
+        mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+        writeBaseFiles(req.configContents);
+        writeOverrides(req.overrides ?? {});
+        // The admin password left with the old root disk; Trove's users stay in the volume's ACL file.
+        newAdminPassword();
+        await giveToRedis(ctx);
+        await runner.start(ctx);
+        ctx.log.info({ data_dir: dataDir }, 'server back on the rebuilt guest with its data');
       },
       async resume(prepared, ctx) {
         if (prepared && runner.kind === 'process') await runner.start(ctx);

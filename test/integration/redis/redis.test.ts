@@ -3,7 +3,9 @@
 // RDB backup of 200,000 keys restored into a new agent-started server, and
 // the server log published to Swift as the 'redis' guest log.
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createRedisDatastore } from '../../../datastores/redis/index.ts';
 import { connectResp, type RespClient } from '../../../datastores/redis/resp.ts';
@@ -194,5 +196,33 @@ describe('redis backups', () => {
     expect(Number(await r.call('DBSIZE'))).toBe(size);
     expect(await r.call('GET', 'app:k123456')).toBe('value-123456');
     r.close();
+  });
+});
+
+describe('redis rebuild', () => {
+  it('on a new guest image over the same data volume: keys and Trove users kept, a new admin password, the new configuration', async () => {
+    const c = await admin(a);
+    const size = Number(await c.call('DBSIZE'));
+    await c.call('SAVE'); // the instance runs without save points: put the data set on the volume first
+    c.close();
+    const oldPass = readFileSync(`${a.stateDir}/redis/os_admin.pass`, 'utf8');
+    await a.agent.stop();
+    const fresh = mkdtempSync(join(tmpdir(), 'ga-redis-rebuilt-'));
+    mkdirSync(join(fresh, 'state', 'redis'), { recursive: true });
+    renameSync(`${a.stateDir}/redis/data`, join(fresh, 'state', 'redis', 'data'));
+    a = await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createRedisDatastore, manager: 'redis', root: fresh });
+    const from = conductor.received.length;
+    ok(await callA.api('rebuild', { ds_version: '7.0', config_contents: 'save ""\nappendonly no\n', config_overrides: { 'maxmemory-policy': 'allkeys-lfu' } }));
+    const end = await conductor.waitFor((x) => x.kwargs['instance_id'] === source && ['healthy', 'failed to spawn'].includes(status(x) ?? ''), 60_000, from);
+    expect(status(end), a.logTail()).toBe('healthy');
+    expect(readFileSync(`${a.stateDir}/redis/os_admin.pass`, 'utf8')).not.toBe(oldPass);
+    const r = await admin(a);
+    expect(Number(await r.call('DBSIZE'))).toBe(size);
+    expect(await r.call('CONFIG', 'GET', 'maxmemory-policy')).toEqual(['maxmemory-policy', 'allkeys-lfu']);
+    r.close();
+    // alice's ACL entry lived on the volume: her password from before the rebuild (set by the guest log test) still works.
+    const alice = await as(a, 'alice', 'Never-In-The-Redis-Log-1');
+    expect(await alice.call('SET', 'app:after-rebuild', 'x')).toBe('OK');
+    alice.close();
   });
 });
