@@ -44,21 +44,11 @@ export class PrepareService {
           `${markers.completed ? '' : ' and did not complete'}; it is not run twice. Rebuild or recreate the instance.`,
       );
     }
-    this.#running = true;
-    markers.markStarted();
-    await reporter.report('building', true);
-    ctx.log.info({ datastore: datastore.name, ds_version: req.dsVersion }, 'prepare started');
-    try {
+    await this.#building('prepare', req.dsVersion, ctx, async () => {
       const mountPoint = req.mountPoint ?? datastore.mountPoint;
       if (req.devicePath && this.#o.volumes) await this.#o.volumes.prepareVolume(req.devicePath, mountPoint, ctx);
       await datastore.lifecycle.prepare({ ...req, mountPoint }, ctx, fetcher);
-    } catch (err) {
-      ctx.log.error({ err }, 'prepare failed');
-      await reporter.report('failed to spawn', true);
-      throw err;
-    } finally {
-      this.#running = false;
-    }
+    });
     if (req.clusterConfig) {
       await reporter.report('instance ready', true);
     } else {
@@ -79,23 +69,31 @@ export class PrepareService {
     const rebuild = datastore.lifecycle.rebuild;
     if (!rebuild) throw new OperationNotSupportedError('rebuild', datastore.name);
     if (this.#running) throw new UnprocessableError('A prepare or rebuild is running on this instance; try again when it has finished.');
-    this.#running = true;
-    markers.markStarted();
-    await reporter.report('building', true);
-    ctx.log.info({ datastore: datastore.name, ds_version: req.dsVersion }, 'rebuild started');
-    try {
+    await this.#building('rebuild', req.dsVersion, ctx, async () => {
       const mountPoint = datastore.mountPoint;
       if (this.#o.devicePath && this.#o.volumes) await this.#o.volumes.prepareVolume(this.#o.devicePath, mountPoint, ctx);
       await rebuild.call(datastore.lifecycle, { ...req, mountPoint }, ctx);
+    });
+    markers.markCompleted();
+    await reporter.report(await reporter.probe(), true);
+    ctx.log.info('rebuild completed');
+  }
+
+  /** Start marker and `building`, the work, and `failed to spawn` (rethrown) if it fails. */
+  async #building(what: string, dsVersion: string | null, ctx: OpContext, work: () => Promise<void>): Promise<void> {
+    const { markers, reporter, datastore } = this.#o;
+    this.#running = true;
+    markers.markStarted();
+    try {
+      await reporter.report('building', true);
+      ctx.log.info({ datastore: datastore.name, ds_version: dsVersion }, `${what} started`);
+      await work();
     } catch (err) {
-      ctx.log.error({ err }, 'rebuild failed');
+      ctx.log.error({ err }, `${what} failed`);
       await reporter.report('failed to spawn', true);
       throw err;
     } finally {
       this.#running = false;
     }
-    markers.markCompleted();
-    await reporter.report(await reporter.probe(), true);
-    ctx.log.info('rebuild completed');
   }
 }

@@ -16,6 +16,16 @@ const BIN = join(ROOT, 'bin/guestagent.js');
 const rabbit = inject('rabbit');
 const transport = rabbit.url.replace(/^amqp:/, 'rabbit:');
 
+/** Polls rpc_ping until the agent answers (up to 15 s); its answer, or '' if none. */
+async function firstPing(call: (...args: string[]) => Promise<{ stdout: string }>): Promise<string> {
+  for (let i = 0; i < 60; i++) {
+    const answer = await call('rpc_ping').then((r) => r.stdout.trim(), () => '');
+    if (answer) return answer;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return '';
+}
+
 describe('guestagent command line', () => {
   it('refuses an invalid config value with the file, option and reason, exit 1', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ga-cli-'));
@@ -33,12 +43,7 @@ describe('guestagent command line', () => {
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const call = (...args: string[]) => run(NODE, [BIN, 'call', '--state-dir', state, '--transport-url', transport, '--timeout', '5', ...args], { timeout: 30_000 });
-    let answer = '';
-    for (let i = 0; i < 60 && !answer; i++) {
-      answer = await call('rpc_ping').then((r) => r.stdout.trim(), () => '');
-      if (!answer) await new Promise((r) => setTimeout(r, 250));
-    }
-    expect(answer).toBe('true');
+    expect(await firstPing(call)).toBe('true');
     expect(stderr).toMatch(/serving guestagent\.[0-9a-f-]{36}/);
     const missing = await call('no_such_method').then(() => null, (e: { code: number; stderr: string }) => e);
     expect(missing?.code).toBe(1);
@@ -59,12 +64,7 @@ describe('guestagent command line', () => {
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     const file = join(dir, 'logs', 'trove-guestagent.log');
     const call = (...args: string[]) => run(NODE, [BIN, 'call', '--state-dir', state, '--transport-url', transport, '--timeout', '5', ...args], { timeout: 30_000 });
-    let answer = '';
-    for (let i = 0; i < 60 && !answer; i++) {
-      answer = await call('rpc_ping').then((r) => r.stdout.trim(), () => '');
-      if (!answer) await new Promise((r) => setTimeout(r, 250));
-    }
-    expect(answer).toBe('true');
+    expect(await firstPing(call)).toBe('true');
     await new Promise((r) => setTimeout(r, 300)); // async file writes
     const first = readFileSync(file, 'utf8');
     expect(first).toContain('"msg":"guest agent ready"');
