@@ -7,7 +7,8 @@
  * raw producer bytes per wall second. Peak RSS is the transport side only (gzip + curl
  * for the anchor, the Node process running runBackup for ours), the producer excluded
  * in both. Usage: npx node bench/backup.ts [bytes] [segmentMiB]
- * `node bench/backup.ts redis [bytes] [segmentMiB]` runs the Redis rows instead (bench/backup-redis.ts).
+ * `node bench/backup.ts redis [bytes] [segmentMiB]` runs the Redis rows instead (bench/backup-redis.ts),
+ * `node bench/backup.ts mariadb [bytes] [segmentMiB]` the MariaDB ones (bench/backup-mariadb.ts).
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -79,6 +80,11 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'redis') {
     const { benchRedis } = await import('./backup-redis.ts');
     await benchRedis(Number(process.argv[3] ?? 1_800_000_000), process.argv[4] ? Number(process.argv[4]) : undefined);
+    return;
+  }
+  if (process.argv[2] === 'mariadb') {
+    const { benchMariadb } = await import('./backup-mariadb.ts');
+    await benchMariadb(Number(process.argv[3] ?? 2_000_000_000), process.argv[4] ? Number(process.argv[4]) : undefined);
     return;
   }
   if (process.argv[2] === '--ours') {

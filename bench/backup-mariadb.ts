@@ -1,0 +1,234 @@
+/**
+ * MariaDB backup and restore throughput, side by side in one run, against a
+ * private Swift and a private mariadbd the agent's MariaDB datastore runs
+ * itself (free port, own directory; never the machine's 3306):
+ *   raw:    mariabackup --backup --stream=xbstream > /dev/null      (the tool alone)
+ *           mariabackup … | gzip -6 > /dev/null                     (Trove's tool's codec, one gzip)
+ *           mariabackup … | zstd -T0 -3 > /dev/null
+ *   ours:   the agent's create_backup (the datastore's plan → runBackup → Swift), gzip and zstd
+ *   restore raw:  curl <gzip object> | gzip -dc | mbstream -x, then mariabackup --prepare
+ *   restore ours: prepare(backup_info) of a new MariaDB datastore (checksum, decompress,
+ *                 mbstream, mariabackup --prepare, start), from the gzip and the zstd backup
+ * The raw rows use the very command line the agent's plan builds (its option
+ * file carries the password; nothing secret on argv). MB/s is mariabackup's
+ * xbstream size (what is compressed and stored) per wall second. Peak RSS is the Node process for ours
+ * (the tools excluded), the compressor for raw. Trove's own Python backup tool
+ * is not packaged by Debian and its code is not ours to vendor: it has no row.
+ * Usage: node bench/backup.ts mariadb [data dir bytes, default 2e9] [segmentMiB]
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { createMariadbDatastore } from '../datastores/mariadb/index.ts';
+import { MARIABACKUP, MBSTREAM } from '../datastores/mysql/backup.ts';
+import { connectSql } from '../datastores/mysql/sql.ts';
+import type { Codec } from '../src/backup/compress.ts';
+import { createBackupService } from '../src/backup/service.ts';
+import { createSwiftClient } from '../src/backup/swift-client.ts';
+import type { BackupFetcher, Datastore, PrepareRequest } from '../src/datastore.ts';
+import { freePort } from '../test/integration/harness/ports.ts';
+import { startSwift } from '../test/integration/setup/swift.ts';
+
+const silent = pino({ level: 'silent' });
+const ctx = () => ({ log: silent, signal: new AbortController().signal });
+const CONFIG = '[mysqld]\ninnodb_buffer_pool_size = 256M\ninnodb_log_file_size = 256M\n';
+
+const mariadb = (stateDir: string, port: number): Datastore =>
+  createMariadbDatastore({ log: silent, section: {}, runner: 'process', stateDir, port, events: {} });
+
+function prepareRequest(backupInfo: PrepareRequest['backupInfo']): PrepareRequest {
+  return {
+    memoryMb: 0, packages: [], databases: [], users: [], devicePath: null, mountPoint: null, backupInfo, configContents: CONFIG,
+    rootPassword: null, overrides: null, clusterConfig: null, snapshot: null, modules: null, dsVersion: '10.11',
+  };
+}
+const admin = (stateDir: string) =>
+  connectSql({ socketPath: join(stateDir, 'run', 'mysqld.sock'), user: 'os_admin', password: /password = (.*)/.exec(readFileSync(join(stateDir, 'os_admin.cnf'), 'utf8'))![1]! });
+
+/** Order-like rows (ids, hashes, states, amounts, some free text) until the data directory holds `bytes`. */
+async function fill(stateDir: string, bytes: number): Promise<{ rows: number; dataBytes: number }> {
+  const db = admin(stateDir);
+  try {
+    await db.query('CREATE DATABASE IF NOT EXISTS bench');
+    await db.query(`CREATE TABLE IF NOT EXISTS bench.orders (
+      id BIGINT PRIMARY KEY, customer CHAR(32), sku VARCHAR(40), state VARCHAR(16), amount DECIMAL(12,2), note VARCHAR(400), KEY (customer)) ENGINE=InnoDB`);
+    let rows = 0;
+    for (;;) {
+      const [size] = await db.query<{ n: number }>("SELECT COALESCE(SUM(data_length + index_length), 0) AS n FROM information_schema.tables WHERE table_schema = 'bench'");
+      if (Number(size!.n) >= bytes) return { rows, dataBytes: Number(size!.n) };
+      // seq_1_to_N is MariaDB's Sequence engine: a batch of 500,000 rows per statement.
+      await db.query(
+        `INSERT INTO bench.orders SELECT ? + seq, md5(seq % 50000), concat('SKU-', seq % 9973, '-', substr(sha1(seq), 1, 8)),
+           elt(1 + seq % 4, 'new', 'paid', 'shipped', 'returned'), (seq % 100000) / 100,
+           concat_ws(' ', 'order', ? + seq, 'for customer', md5(seq % 50000), 'delivered to', elt(1 + seq % 5, 'Geneva', 'Meyrin', 'Prevessin', 'Lyon', 'Annecy'), repeat(substr(md5(seq), 1, 6), seq % 30))
+         FROM bench.seq_1_to_500000`,
+        [rows, rows],
+      );
+      rows += 500_000;
+    }
+  } finally {
+    await db.end();
+  }
+}
+
+/** A bash pipeline, timed; `/usr/bin/time -f %M` writes peak RSS (KiB) of a stage into $DIR/<file>. */
+function shell(script: string, env: Record<string, string>): Promise<{ seconds: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const t = performance.now();
+    const c = spawn('bash', ['-c', `set -o pipefail\n${script}`], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('exit', (code) => (code === 0 ? resolve({ seconds: (performance.now() - t) / 1000, out }) : reject(new Error(`pipeline exited ${code}`))));
+  });
+}
+const kib = (dir: string, f: string) => Number(readFileSync(join(dir, f), 'utf8').trim().split('\n').at(-1));
+const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+const catalog = (storageUrl: string, token: string) => ({ auth_token: token, service_catalog: [{ type: 'object-store', endpoints: [{ publicURL: storageUrl }] }] });
+
+interface OursBackup {
+  seconds: number;
+  peakRssKiB: number;
+  baselineKiB: number;
+  location: string;
+  checksum: string;
+  size: number;
+}
+
+/** In a fresh Node process (its own peak RSS): the agent's create_backup of the source. */
+async function oursBackup(storageUrl: string, token: string, stateDir: string, segmentMaxSize: number, codec: Codec): Promise<void> {
+  const baselineKiB = process.resourceUsage().maxRSS;
+  let final: Record<string, unknown> = {};
+  const service = createBackupService({
+    datastore: mariadb(stateDir, 0), updateBackup: async (_id, fields) => void (final = fields), usedGb: async () => 0,
+    container: 'bench', segmentMaxSize, swiftUrl: null, datastoreVersion: '10.11', encryptionKey: null, compression: codec,
+  });
+  const t = performance.now();
+  await service.create({ id: `ours-${codec}-${Date.now()}`, datastore: 'mariadb', datastoreVersion: '10.11' }, catalog(storageUrl, token), ctx());
+  const seconds = (performance.now() - t) / 1000;
+  if (final['state'] !== 'COMPLETED') throw new Error(`backup ended ${JSON.stringify(final)}`);
+  const location = String(final['location']);
+  const head = await createSwiftClient({ storageUrl, token }).head('bench', location.split('/').at(-1)!);
+  process.stdout.write(JSON.stringify({ seconds, peakRssKiB: process.resourceUsage().maxRSS, baselineKiB, location, checksum: final['checksum'], size: head.contentLength }));
+}
+
+/** In a fresh Node process: prepare(backup_info) of a new MariaDB datastore; the fetch (stream into mbstream) timed apart. */
+async function oursRestore(storageUrl: string, token: string, stateDir: string, location: string, checksum: string): Promise<void> {
+  const baselineKiB = process.resourceUsage().maxRSS;
+  const service = createBackupService({
+    datastore: mariadb(stateDir, 0), updateBackup: async () => {}, usedGb: async () => 0,
+    container: 'bench', segmentMaxSize: 2 ** 31, swiftUrl: null, datastoreVersion: '10.11', encryptionKey: null, compression: 'gzip',
+  });
+  const real = service.fetcher(catalog(storageUrl, token), null);
+  let fetchSeconds = 0;
+  const timed: BackupFetcher = {
+    metadata: (l, c) => real.metadata(l, c),
+    async restoreInto(l, sum, consumer, c) {
+      const t = performance.now();
+      await real.restoreInto(l, sum, consumer, c);
+      fetchSeconds += (performance.now() - t) / 1000;
+    },
+  };
+  const ds = mariadb(stateDir, await freePort());
+  const t = performance.now();
+  await ds.lifecycle.prepare(prepareRequest({ id: 'restore', location, checksum }), ctx(), timed);
+  const seconds = (performance.now() - t) / 1000;
+  const db = admin(stateDir);
+  const [r] = await db.query<{ n: number }>('SELECT COUNT(*) AS n FROM bench.orders');
+  await db.end();
+  await ds.lifecycle.close();
+  process.stdout.write(JSON.stringify({ seconds, fetchSeconds, peakRssKiB: process.resourceUsage().maxRSS, baselineKiB, rows: Number(r!.n) }));
+}
+
+function child<T>(args: string[], token: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [import.meta.filename, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as T) : reject(new Error(`${args[0]} exited ${code}`))));
+    c.stdin.end(token);
+  });
+}
+
+export async function benchMariadb(bytes: number, segMiB: number | undefined): Promise<void> {
+  const segmentMaxSize = segMiB ? segMiB * 1024 * 1024 : 2 * 1024 ** 3;
+  for (const bin of [MARIABACKUP, MBSTREAM, '/usr/bin/zstd', '/usr/bin/gzip', '/usr/bin/curl']) execFileSync('test', ['-x', bin]);
+  const dir = mkdtempSync(join(tmpdir(), 'ga-bench-mariadb-'));
+  const { info, stop } = await startSwift();
+  const srcDir = join(dir, 'source');
+  const source = mariadb(srcDir, await freePort());
+  try {
+    await source.lifecycle.prepare(prepareRequest(null), ctx());
+    let t = performance.now();
+    const filled = await fill(srcDir, bytes);
+    const dataDirBytes = Number(execFileSync('du', ['-sb', join(srcDir, 'data')], { encoding: 'utf8' }).split('\t')[0]);
+    console.log(`filled ${filled.rows.toLocaleString('en')} rows in ${((performance.now() - t) / 1000).toFixed(0)} s; tables ${(filled.dataBytes / 1e6).toFixed(0)} MB, data directory ${(dataDirBytes / 1e6).toFixed(0)} MB`);
+
+    // Raw tool pipelines with the agent's own mariabackup command line.
+    const plan = await source.backup!.plan({ backupId: 'raw', parent: null }, ctx());
+    const tool = [plan.producer.file, ...plan.producer.args].map(quote).join(' ');
+    const time = (f: string) => `/usr/bin/time -f %M -o "$DIR/${f}"`;
+    const raw: Array<[string, number, number]> = [];
+    let streamBytes = 0;
+    for (const [name, tail, rss] of [
+      ['raw: mariabackup > /dev/null', '| wc -c', ''],
+      ['raw: mariabackup | gzip -6 > /dev/null', `| ${time('gz.rss')} gzip -6 > /dev/null`, 'gz.rss'],
+      ['raw: mariabackup | zstd -T0 -3 > /dev/null', `| ${time('zs.rss')} zstd -T0 -3 -q > /dev/null`, 'zs.rss'],
+    ] as const) {
+      const r = await shell(`${tool} 2>/dev/null ${tail}`, { DIR: dir });
+      if (!rss) streamBytes = Number(r.out.trim());
+      raw.push([name, r.seconds, rss ? kib(dir, rss) / 1024 : 0]);
+      rmSync(join(plan.producer.args.find((a) => a.startsWith('--target-dir='))!.slice('--target-dir='.length)), { recursive: true, force: true });
+    }
+    await plan.cleanup();
+
+    const gz = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(segmentMaxSize), 'gzip'], info.token);
+    const zs = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(segmentMaxSize), 'zstd'], info.token);
+    await source.lifecycle.close();
+
+    // Raw restore of our gzip object: what a shell does with Trove's format.
+    const hdr = join(dir, 'headers');
+    writeFileSync(hdr, `X-Auth-Token: ${info.token}\n`, { mode: 0o600 });
+    const target = join(dir, 'raw-restore');
+    const rr = await shell(
+      `mkdir -p "$T" && curl -sS -f -H @"$HDR" "$URL" | gzip -dc | ${MBSTREAM} -x -C "$T" && ${MARIABACKUP} --prepare --target-dir="$T" 2>/dev/null`,
+      { HDR: hdr, URL: gz.location, T: target },
+    );
+    rmSync(target, { recursive: true, force: true });
+    type Restored = { seconds: number; fetchSeconds: number; peakRssKiB: number; baselineKiB: number; rows: number };
+    const rg = await child<Restored>(['--ours-restore', info.storageUrl, join(dir, 'restore-gz'), gz.location, gz.checksum], info.token);
+    rmSync(join(dir, 'restore-gz'), { recursive: true, force: true });
+    const rz = await child<Restored>(['--ours-restore', info.storageUrl, join(dir, 'restore-zst'), zs.location, zs.checksum], info.token);
+    for (const r of [rg, rz]) if (r.rows !== filled.rows) throw new Error(`restored ${r.rows} rows, expected ${filled.rows}`);
+
+    const mb = streamBytes / 1e6;
+    console.log(`xbstream ${mb.toFixed(0)} MB (MB/s below is of it), Swift on 127.0.0.1, node ${process.version}, segments of ${(segmentMaxSize / 2 ** 20).toFixed(0)} MiB, ${new Date().toISOString().slice(0, 10)}`);
+    console.log(['pipeline'.padEnd(56), 'MB/s'.padStart(8), 'seconds'.padStart(9), 'stored MB'.padStart(10), 'peak RSS MiB'.padStart(13)].join(''));
+    const row = (name: string, s: number, stored: number | null, rss: number) =>
+      console.log([name.padEnd(56), (mb / s).toFixed(1).padStart(8), s.toFixed(2).padStart(9), (stored === null ? '-' : (stored / 1e6).toFixed(1)).padStart(10), rss.toFixed(1).padStart(13)].join(''));
+    for (const [name, s, rss] of raw) row(name, s, null, rss);
+    row('ours: create_backup gzip → Swift', gz.seconds, gz.size, gz.peakRssKiB / 1024);
+    row('ours: create_backup zstd → Swift', zs.seconds, zs.size, zs.peakRssKiB / 1024);
+    row('restore raw: curl | gzip -dc | mbstream, --prepare', rr.seconds, null, 0);
+    row('restore ours from gzip (prepare, server started)', rg.seconds, null, rg.peakRssKiB / 1024);
+    row('restore ours from zstd (prepare, server started)', rz.seconds, null, rz.peakRssKiB / 1024);
+    const [, rawGz] = raw[1]!;
+    const [, rawZs] = raw[2]!;
+    console.log(`ratios: ours gzip ${(rawGz / gz.seconds).toFixed(2)}x the speed of mariabackup | gzip; ours zstd ${(zs.seconds / rawZs).toFixed(2)}x the time of mariabackup | zstd -T0 -3; ` +
+      `restore from zstd ${(rr.seconds / rz.seconds).toFixed(2)}x faster than the raw gzip restore (fetch alone: gzip ${rg.fetchSeconds.toFixed(1)} s, zstd ${rz.fetchSeconds.toFixed(1)} s)`);
+    console.log(`(ours: the Node process was at ${(gz.baselineKiB / 1024).toFixed(0)} MiB before a backup, ${(rg.baselineKiB / 1024).toFixed(0)} MiB before a restore)`);
+  } finally {
+    await source.lifecycle.close().catch(() => {});
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === '--ours-backup') {
+  const [, , , url, stateDir, seg, codec] = process.argv;
+  await oursBackup(url!, readFileSync(0, 'utf8').trim(), stateDir!, Number(seg), codec as Codec);
+} else if (process.argv[2] === '--ours-restore') {
+  const [, , , url, stateDir, location, checksum] = process.argv;
+  await oursRestore(url!, readFileSync(0, 'utf8').trim(), stateDir!, location!, checksum!);
+}
