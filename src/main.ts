@@ -96,7 +96,8 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
   if (!manager || !isDatastoreName(manager)) {
     throw new ConfigError(`datastore_manager '${manager ?? ''}' is not one of mysql, mariadb, postgresql, redis`, { section: 'DEFAULT', option: 'datastore_manager' });
   }
-  const factory = o.factory ?? DATASTORES[manager];
+  const load = DATASTORES[manager];
+  const factory = o.factory ?? (load ? await load() : null);
   if (!factory) throw new ConfigError(`datastore '${manager}' is not available in this build`, { section: 'DEFAULT', option: 'datastore_manager' });
   const secure = c.instanceRpcEncrKey ? createSecureCodec(c.instanceRpcEncrKey) : null;
   const r = c.rabbit;
