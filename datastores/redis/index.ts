@@ -125,7 +125,10 @@ export function createRedisDatastore(opts: DatastoreOptions): Datastore {
     const q = (v: string) => `"${v.replace(/[\\"]/g, '\\$&')}"`;
     // The agent's own settings come last; a self-run server also gets them (and its port) on its command line.
     const owned = [`logfile ${q(serverLog)}`, `dir ${q(dataDir)}`, `aclfile ${q(aclFile)}`, `unixsocket ${q(socket)}`, 'unixsocketperm 700'];
-    writeFileSync(confFile, `${(contents ?? 'save 900 1\nsave 300 10\nappendonly no\n').replace(/\s*$/, '\n')}# Written by guestagent: overrides are read last, then the settings the agent owns.\ninclude ${overridesFile}\n${owned.join('\n')}\n`, { mode: 0o600 });
+    // A default Trove's template or an override may change: a backup (redis-cli --rdb, a replica's
+    // sync) starts at once instead of waiting 5 s for other replicas to join the same sync.
+    const defaults = '# guestagent default: backups do not wait for other replicas\nrepl-diskless-sync-delay 0\n';
+    writeFileSync(confFile, `${defaults}${(contents ?? 'save 900 1\nsave 300 10\nappendonly no\n').replace(/\s*$/, '\n')}# Written by guestagent: overrides are read last, then the settings the agent owns.\ninclude ${overridesFile}\n${owned.join('\n')}\n`, { mode: 0o600 });
   }
 
   /** Debian's server runs as redis: it must read its config and own what it writes on the volume. */
