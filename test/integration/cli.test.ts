@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it, onTestFinished } from 'vitest';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -40,6 +40,9 @@ describe('guestagent command line', () => {
   it('runs locally, answers guestagent call, and exits 0 on SIGTERM', async () => {
     const state = mkdtempSync(join(tmpdir(), 'ga-cli-state-'));
     const child = spawn(NODE, [BIN, '--datastore', 'mysql', '--state-dir', state, '--transport-url', transport, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    onTestFinished(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const call = (...args: string[]) => run(NODE, [BIN, 'call', '--state-dir', state, '--transport-url', transport, '--timeout', '5', ...args], { timeout: 30_000 });
@@ -62,6 +65,9 @@ describe('guestagent command line', () => {
     writeFileSync(conf, `[DEFAULT]\nlog_dir = ${dir}/logs\n`);
     const child = spawn(NODE, [BIN, '--datastore', 'mysql', '--state-dir', state, '--transport-url', transport, '--config-file', conf, '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'ignore'] });
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    onTestFinished(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     const file = join(dir, 'logs', 'trove-guestagent.log');
     const call = (...args: string[]) => run(NODE, [BIN, 'call', '--state-dir', state, '--transport-url', transport, '--timeout', '5', ...args], { timeout: 30_000 });
     expect(await firstPing(call)).toBe('true');
