@@ -16,7 +16,7 @@ import { createMariabackup, restoreChain } from './backup.ts';
 import { validatePassword } from './names.ts';
 import {
   dataDirInitialized, generatePassword, mysqlPaths, readAdminPassword, readOverrides, removeOverrides, writeAdminCnf, writeConfig,
-  writeOverrides, type MysqlPaths,
+  writeOptionFile, writeOverrides, type MysqlPaths,
 } from './server.ts';
 import { connectSql, type SqlClient } from './sql.ts';
 
@@ -125,10 +125,12 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
         `--datadir=${paths.dataDir}`,
         '--auth-root-authentication-method=socket',
         '--skip-test-db',
-        ...(asRoot ? ['--user=root'] : []),
+        // The distribution's unit runs mariadbd as mysql: its data must be mysql's (found by the real-boot test).
+        ...(runnerKind === 'systemd' ? ['--user=mysql'] : asRoot ? ['--user=root'] : []),
       ],
       { signal: ctx.signal, log: ctx.log, timeoutMs: 300_000 },
     );
+    if (runnerKind === 'systemd') await exec('/usr/bin/chown', ['-R', 'mysql:mysql', paths.dataDir], { signal: ctx.signal });
   }
 
   /** Trove's secure(): an os_admin superuser with a random password, no anonymous users, no test db; root only over the socket. */
@@ -261,7 +263,7 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
         if (runnerKind === 'systemd') await exec('/usr/bin/chown', ['mysql:mysql', logDir], { signal: ctx.signal });
         const vars = enabled ? def.enable(logFile(n)) : def.disable;
         // Persisted for restarts (read before the user's overrides), applied live: all of them are dynamic.
-        writeFileSync(logConf(n), `[mysqld]\n${Object.entries(vars).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`, { mode: 0o644 });
+        writeOptionFile(logConf(n), `[mysqld]\n${Object.entries(vars).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`);
         for (const [k, v] of Object.entries(vars)) await sql().query(`SET GLOBAL ${k} = ?`, [v]);
         ctx.log.info({ log: n, enabled }, 'guest log switched live');
         return false;

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { RunnerKind } from '../../src/datastore.ts';
 import { BadRequestError } from '../../src/errors.ts';
 
@@ -55,11 +55,26 @@ collation-server = utf8mb4_general_ci
 skip-name-resolve
 `;
 
+/**
+ * An option file the server (user mysql) must read: 0644 whatever the agent's
+ * umask (the unit's UMask=0077 made them 0600, and mariadbd skips files it
+ * cannot read without a word; found by the real-boot test). No secrets go here.
+ */
+export function writeOptionFile(file: string, text: string): void {
+  writeFileSync(file, text, { mode: 0o644 });
+  chmodSync(file, 0o644);
+}
+
 /** Writes the main option file: Trove's config_contents, then our include dir (read last, so overrides win). */
 export function writeConfig(p: MysqlPaths, contents: string | null): void {
   mkdirSync(p.confDir, { recursive: true });
   const body = (contents ?? DEFAULT_CONFIG).replace(/\s*$/, '\n');
-  writeFileSync(p.configFile, `${body}\n# Written by guestagent: overrides are read last.\n!includedir ${p.confDir}\n`, { mode: 0o644 });
+  writeOptionFile(p.configFile, `${body}\n# Written by guestagent: overrides are read last.\n!includedir ${p.confDir}\n`);
+  // Where the data and the socket are is the agent's to say, read after everything else: the
+  // distribution's unit starts mariadbd with only this option file (under the process runner the
+  // command line says the same). Without it, a template without datadir ran the package's own
+  // /var/lib/mysql instead of the volume's data directory (found by the real-boot test).
+  writeOptionFile(join(p.confDir, 'zzz-guestagent-paths.cnf'), `[mysqld]\ndatadir = ${p.dataDir}\nsocket = ${p.socket}\npid-file = ${p.pidFile}\n[client]\nsocket = ${p.socket}\n`);
 }
 
 const OPTION_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
@@ -85,7 +100,7 @@ export function overridesFile(p: MysqlPaths): string {
 
 export function writeOverrides(p: MysqlPaths, overrides: Record<string, unknown>): void {
   mkdirSync(p.confDir, { recursive: true });
-  writeFileSync(overridesFile(p), renderOverrides(overrides), { mode: 0o644 });
+  writeOptionFile(overridesFile(p), renderOverrides(overrides));
 }
 
 export function removeOverrides(p: MysqlPaths): void {
@@ -112,6 +127,8 @@ export function generatePassword(): string {
 }
 
 export function writeAdminCnf(p: MysqlPaths, password: string): void {
+  // Under systemd the agent's state dir for the datastore may not exist yet (found by the real-boot test).
+  mkdirSync(dirname(p.adminCnf), { recursive: true, mode: 0o700 });
   writeFileSync(p.adminCnf, `[client]\nuser = os_admin\npassword = ${password}\nsocket = ${p.socket}\n`, { mode: 0o600 });
   chmodSync(p.adminCnf, 0o600);
 }
