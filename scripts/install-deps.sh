@@ -16,6 +16,7 @@ PACKAGES=(
   e2fsprogs xfsprogs util-linux rsync           # volume handling
   openssl gzip zstd curl ca-certificates       # zstd: the agent's zstd backup codec
   cloud-init python3-jsonschema systemd         # template schema checks and unit verification
+  debootstrap systemd-container                 # npm run test:boot (the real-boot test; not in npm test)
 )
 
 missing=()
