@@ -70,7 +70,7 @@ def describe(opt):
 
 
 out = {}
-for g in [None, 'mysql', 'mariadb', 'postgresql', 'redis']:
+for g in [None, 'mysql', 'mariadb', 'postgresql', 'redis', 'service_credentials']:
     opts = CONF._groups[g]._opts if g else CONF._opts
     out[g or 'DEFAULT'] = {o['opt'].dest: describe(o['opt']) for o in opts.values()}
 for g, opts in mopts.list_opts():

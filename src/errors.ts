@@ -185,6 +185,12 @@ export class SwiftError extends AgentError {
   }
 }
 
+/** Keystone refused or could not be reached while the agent looked for Swift. */
+export class KeystoneError extends AgentError {
+  override readonly code = 'KEYSTONE_ERROR';
+  override readonly troveClass = 'GuestError';
+}
+
 /** Stored data does not match its checksum (segment md5 vs ETag, or a backup's recorded checksum). */
 export class ChecksumMismatchError extends AgentError {
   override readonly code = 'CHECKSUM_MISMATCH';

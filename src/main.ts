@@ -159,6 +159,7 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
     container: c.backup.swiftContainer,
     segmentMaxSize: c.backup.segmentMaxSize,
     swiftUrl: c.backup.swiftUrl ?? null,
+    keystone: c.keystone,
     datastoreVersion: c.datastoreVersion,
     encryptionKey: c.backup.encryptionKey,
     compression: c.backup.compression,

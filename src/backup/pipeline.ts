@@ -181,7 +181,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
     if (req.signal?.aborted) throw new AbortedError('backup aborted', { cause: e });
     throw e;
   }
-  const result = { location: `${swift.storageUrl}/${container}/${manifest}`, checksum, size: segmenter.bytes, segments: segs.length };
+  const result = { location: `${await swift.storageUrl({ signal: req.signal })}/${container}/${manifest}`, checksum, size: segmenter.bytes, segments: segs.length };
   log.info({ location: result.location, checksum, size: result.size, segments: result.segments }, 'backup stored');
   return result;
 }

@@ -2,9 +2,15 @@
  * The agent's backup service: create_backup as Trove's guest runs it (an
  * update_backup cast with state BUILDING, the datastore's tool streamed into
  * Swift, then COMPLETED with checksum, location and size, or FAILED), and
- * the fetcher a datastore uses to restore from Swift during prepare. Swift is
- * reached with the caller's token and the storage URL from backup_info, the
- * context's service catalog, or [DEFAULT] swift_url + the project id.
+ * the fetcher a datastore uses to restore from Swift during prepare.
+ *
+ * Which Swift, with which token (swiftFor): with an application credential
+ * in [service_credentials], the agent's own Keystone token and the
+ * object-store endpoint of its catalog, whatever the caller sent. Otherwise
+ * the caller's token, at the storage URL from backup_info, else the
+ * context's service catalog, else [DEFAULT] swift_url + the project id, else
+ * the catalog Keystone returns for the caller's token scoped to its project
+ * at [service_credentials] auth_url (what Trove 18's backup tool does).
  */
 import type { BackupFetcher, BackupInfo, Datastore, OpContext } from '../datastore.ts';
 import { BadRequestError, GuestError, OperationNotSupportedError } from '../errors.ts';
@@ -12,6 +18,8 @@ import { redactText } from '../log.ts';
 import { runBackup, runRestore, parseLocation } from './pipeline.ts';
 import { CODEC_SUFFIX, type Codec } from './compress.ts';
 import { createSwiftClient, type SwiftClient } from './swift-client.ts';
+import { applicationCredentialSession, authenticate, endpointFromCatalog } from './keystone.ts';
+import type { KeystoneOptions } from '../config/load.ts';
 
 export interface BackupServiceOptions {
   datastore: Datastore;
@@ -25,6 +33,8 @@ export interface BackupServiceOptions {
   segmentMaxSize: number;
   /** [DEFAULT] swift_url (the project id is appended), when the caller sends no catalog. */
   swiftUrl: string | null;
+  /** [service_credentials]: Keystone for the caller's token, or the agent's application credential. */
+  keystone?: KeystoneOptions | undefined;
   datastoreVersion: string | null;
   /** backup_aes_cbc_key: backups are encrypted in OpenSSL's format when set. */
   encryptionKey: string | null;
@@ -40,27 +50,39 @@ export interface CallerContext {
   service_catalog?: unknown;
 }
 
-/** The object-store public URL from a Keystone service catalog (v2 or v3 shapes). */
-export function storageUrlFromCatalog(catalog: unknown): string | null {
-  if (!Array.isArray(catalog)) return null;
-  for (const svc of catalog as Array<Record<string, unknown>>) {
-    if (svc['type'] !== 'object-store' || !Array.isArray(svc['endpoints'])) continue;
-    for (const ep of svc['endpoints'] as Array<Record<string, unknown>>) {
-      if (typeof ep['publicURL'] === 'string') return ep['publicURL'];
-      if (ep['interface'] === 'public' && typeof ep['url'] === 'string') return ep['url'];
-    }
-  }
-  return null;
-}
-
 export function createBackupService(o: BackupServiceOptions) {
+  const region = o.keystone?.regionName ?? null;
+  const appCred = o.keystone?.applicationCredential && o.keystone.authUrl ? applicationCredentialSession(o.keystone.authUrl, o.keystone.applicationCredential) : null;
+
   function swiftFor(request: CallerContext, info: BackupInfo | null): SwiftClient {
+    if (appCred) {
+      return createSwiftClient({
+        auth: async ({ refresh }) => {
+          const t = await appCred.token({ refresh });
+          const storageUrl = endpointFromCatalog(t.catalog, { region });
+          if (!storageUrl) throw new BadRequestError(`The Keystone catalog of application credential ${o.keystone?.applicationCredential?.id} has no public object-store endpoint${region ? ` (region ${region})` : ''}.`);
+          return { storageUrl, token: t.token };
+        },
+      });
+    }
     const token = typeof request.auth_token === 'string' ? request.auth_token : null;
     if (!token) throw new BadRequestError('The request has no auth_token, so Swift cannot be reached on the user\'s behalf.');
     const project = typeof request.project_id === 'string' ? request.project_id : '';
-    const url = info?.swiftUrl ?? storageUrlFromCatalog(request.service_catalog) ?? (o.swiftUrl ? `${o.swiftUrl.replace(/\/$/, '')}${o.swiftUrl.endsWith('_') ? '' : '/'}${project}` : null);
-    if (!url) throw new BadRequestError('No Swift storage URL: neither the backup request, the service catalog nor swift_url gives one.');
-    return createSwiftClient({ storageUrl: url, token });
+    const url = info?.swiftUrl ?? endpointFromCatalog(request.service_catalog, { region }) ?? (o.swiftUrl ? `${o.swiftUrl.replace(/\/$/, '')}${o.swiftUrl.endsWith('_') ? '' : '/'}${project}` : null);
+    if (url) return createSwiftClient({ storageUrl: url, token });
+    const authUrl = o.keystone?.authUrl;
+    if (!authUrl || !project) {
+      throw new BadRequestError('No Swift storage URL: neither the backup request, the service catalog, swift_url nor Keystone ([service_credentials] auth_url and the request\'s project) gives one.');
+    }
+    // Trove 18's backup tool: keystoneauth v3.Token(auth_url, token, project_id), then the catalog's object-store.
+    return createSwiftClient({
+      auth: async ({ signal }) => {
+        const t = await authenticate(authUrl, { kind: 'token', token, projectId: project }, { signal });
+        const storageUrl = endpointFromCatalog(t.catalog, { region });
+        if (!storageUrl) throw new BadRequestError(`Keystone's catalog for project ${project} has no public object-store endpoint${region ? ` (region ${region})` : ''}.`);
+        return { storageUrl, token: t.token };
+      },
+    });
   }
 
   const metaOf = (headers: Record<string, unknown>): Record<string, string> => {

@@ -1,8 +1,8 @@
 /**
  * A small OpenStack Swift client over node:http(s), for exactly what backups
- * need: the guest never authenticates, it gets the storage URL
- * (`.../v1/AUTH_<project>`) and a token with the request, as Trove's backup
- * tool does (`swiftclient.Connection(preauthurl=..., preauthtoken=...)`).
+ * need: a storage URL (`.../v1/AUTH_<project>`) and a token, either given
+ * (the caller's, as Trove's backup tool takes them) or found on first use
+ * through Keystone (`auth`), which is asked again when Swift refuses the token.
  * Bodies stream both ways; nothing is buffered beyond stream high-water marks.
  * The token only ever goes into the X-Auth-Token request header: it is not in
  * errors, logs or URLs.
@@ -14,11 +14,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { AbortedError, SwiftError } from '../errors.ts';
 
-export interface SwiftConnection {
+export interface SwiftCredentials {
   /** Storage URL, e.g. `https://swift.example:8080/v1/AUTH_<project>` (no trailing slash needed). */
   storageUrl: string;
   /** Keystone (or tempauth) token, sent as X-Auth-Token. */
   token: string;
+}
+
+/** Credentials looked up when a request needs them; `refresh` after Swift answered 401. */
+export type SwiftAuth = (opts: { refresh: boolean; signal?: AbortSignal | undefined }) => Promise<SwiftCredentials>;
+
+export type SwiftConnection = SwiftOptions & (SwiftCredentials | { auth: SwiftAuth });
+
+export interface SwiftOptions {
   /** HTTP(S) agent to reuse sockets; default: a keep-alive agent per client. */
   agent?: HttpAgent | undefined;
   /** Socket idle timeout per request in ms. Default 120000. */
@@ -58,7 +66,8 @@ export interface RequestOptions {
 
 /** The Swift operations backups use; tests of upper layers fake only what they call. */
 export interface SwiftClient {
-  readonly storageUrl: string;
+  /** The storage URL requests go to (looked up first when the client has `auth`). */
+  storageUrl(opts?: { signal?: AbortSignal | undefined }): Promise<string>;
   /** PUT /<container>: 201 created, 202 already there. */
   putContainer(container: string, opts?: RequestOptions): Promise<void>;
   /** Streamed PUT (chunked). Resolves with the server's ETag (md5 hex). */
@@ -94,11 +103,36 @@ function unquote(etag: string | undefined): string {
   return (etag ?? '').replace(/^"|"$/g, '');
 }
 
-export function createSwiftClient(conn: SwiftConnection): SwiftClient {
-  const base = new URL(conn.storageUrl.replace(/\/+$/, ''));
+interface Endpoint {
+  base: URL;
+  isHttps: boolean;
+  token: string;
+}
+
+function endpoint(c: SwiftCredentials): Endpoint {
+  const base = new URL(c.storageUrl.replace(/\/+$/, ''));
   const isHttps = base.protocol === 'https:';
   if (!isHttps && base.protocol !== 'http:') throw new SwiftError(`unsupported storage URL scheme ${base.protocol}`, { method: '-', path: '-' });
-  const agent = conn.agent ?? (isHttps ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true }));
+  return { base, isHttps, token: c.token };
+}
+
+export function createSwiftClient(conn: SwiftConnection): SwiftClient {
+  const auth = 'auth' in conn ? conn.auth : null;
+  // Static credentials are checked at once; looked-up ones at first use.
+  let current: Endpoint | Promise<Endpoint> | null = auth ? null : endpoint(conn as SwiftCredentials);
+  const resolve = async (refresh: boolean, signal?: AbortSignal): Promise<Endpoint> => {
+    if (!auth) return current as Endpoint;
+    if (refresh || current === null) {
+      const p = auth({ refresh, signal }).then(endpoint);
+      current = p;
+      p.catch(() => {
+        if (current === p) current = null;
+      });
+    }
+    return current;
+  };
+  const agents: { http?: HttpAgent; https?: HttpsAgent } = {};
+  const agentFor = (isHttps: boolean): HttpAgent => conn.agent ?? (isHttps ? (agents.https ??= new HttpsAgent({ keepAlive: true })) : (agents.http ??= new HttpAgent({ keepAlive: true })));
   const idleTimeoutMs = conn.idleTimeoutMs ?? 120_000;
 
   interface Call {
@@ -116,13 +150,23 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
   const retries = conn.retries ?? 5;
   const retryDelayMs = conn.retryDelayMs ?? 1000;
 
-  /** One request, tried again after a retryable failure when its body can be replayed. */
+  /**
+   * One request, tried again after a retryable failure when its body can be
+   * replayed; with looked-up credentials, a 401 asks for new ones once.
+   */
   async function call(c: Call): Promise<IncomingMessage> {
     const replayable = c.body === undefined || Buffer.isBuffer(c.body);
+    let refreshed = false;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await attemptCall(c);
+        return await attemptCall(c, await resolve(false, c.signal));
       } catch (e) {
+        if (auth && replayable && !refreshed && e instanceof SwiftError && e.details.status === 401 && !c.signal?.aborted) {
+          refreshed = true;
+          await resolve(true, c.signal);
+          attempt--;
+          continue;
+        }
         if (!replayable || attempt >= retries || !(e instanceof SwiftError) || !e.retryable || c.signal?.aborted) throw e;
         await sleep(Math.min(64_000, retryDelayMs * 2 ** attempt), undefined, { signal: c.signal }).catch(() => {
           throw new AbortedError(`aborted: Swift ${c.method} ${c.path}`);
@@ -131,11 +175,11 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
     }
   }
 
-  function attemptCall(c: Call): Promise<IncomingMessage> {
+  function attemptCall(c: Call, { base, isHttps, token }: Endpoint): Promise<IncomingMessage> {
     const what = `${c.method} ${c.path}`;
     if (c.signal?.aborted) return Promise.reject(new AbortedError(`aborted: Swift ${what}`));
     return new Promise<IncomingMessage>((resolve, reject) => {
-      const headers: OutgoingHttpHeaders = { 'X-Auth-Token': conn.token, ...c.headers };
+      const headers: OutgoingHttpHeaders = { 'X-Auth-Token': token, ...c.headers };
       if (c.body === undefined) headers['Content-Length'] = '0';
       else if (Buffer.isBuffer(c.body)) headers['Content-Length'] = String(c.body.length);
       else headers['Transfer-Encoding'] = 'chunked';
@@ -154,7 +198,7 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
           path: `${base.pathname}${c.path}${c.query ? `?${c.query}` : ''}`,
           method: c.method,
           headers,
-          agent,
+          agent: agentFor(isHttps),
           signal: c.signal,
           timeout: idleTimeoutMs,
         },
@@ -205,7 +249,9 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
   });
 
   return {
-    storageUrl: base.toString().replace(/\/+$/, ''),
+    async storageUrl(opts = {}) {
+      return (await resolve(false, opts.signal)).base.toString().replace(/\/+$/, '');
+    },
     async putContainer(container, opts = {}) {
       await call({ method: 'PUT', path: objectPath(container), headers: opts.headers, signal: opts.signal, ok: [201, 202] });
     },

@@ -94,6 +94,16 @@ export interface BackupOptions {
   swiftServiceType: string | null;
 }
 
+/** Where the agent finds Swift through Keystone v3: Trove's [service_credentials] plus our application credential. */
+export interface KeystoneOptions {
+  /** auth_url; null while it is Trove's placeholder default (https://0.0.0.0/identity/v3). */
+  authUrl: string | null;
+  /** region_name: the object-store endpoint's region. Default 'RegionOne'. */
+  regionName: string | null;
+  /** application_credential_id / _secret (ours). Both set = used instead of the caller's token. Secret. */
+  applicationCredential: { id: string; secret: string } | null;
+}
+
 /** Guest log publishing options from Trove's [DEFAULT] (trove/guestagent/guest_log.py). */
 export interface GuestLogOptions {
   /** guest_log_container_name. Default 'database_logs'. */
@@ -144,6 +154,8 @@ export interface AgentConfig {
   rpcResponseTimeoutSec: number;
   rabbit: RabbitOptions;
   backup: BackupOptions;
+  /** [service_credentials]: Keystone for finding Swift. */
+  keystone: KeystoneOptions;
   guestLog: GuestLogOptions;
   /** Every datastore group with Trove's defaults applied, typed per oslo type. Keys are oslo option names (snake_case). */
   datastoreSections: Readonly<Record<DatastoreName, DatastoreSection>>;
@@ -182,6 +194,14 @@ const TABLE: OptionTable = {
     tenant_id: { kind: 'str', default: null },
     // Ours, not Trove's: the backup codec (gzip is what Trove's tool writes and reads).
     backup_compression: { kind: 'str', default: 'gzip', choices: ['gzip', 'zstd'] },
+  },
+  service_credentials: {
+    ...TROVE_OPTIONS['service_credentials'],
+    // Ours, not Trove's (keystoneauth's option names): a Keystone v3
+    // application credential the agent reaches Swift with instead of the
+    // user's token, for operators who keep user tokens off their guests.
+    application_credential_id: { kind: 'str', default: '' },
+    application_credential_secret: { kind: 'str', default: '', secret: true },
   },
 };
 
@@ -277,6 +297,24 @@ function build(r: Resolver, files: readonly IniFile[]): AgentConfig {
   const bool = (g: string, n: string): boolean => r.get(g, n) === true;
   const D = 'DEFAULT';
   const R = 'oslo_messaging_rabbit';
+  const S = 'service_credentials';
+  const keystone = (): KeystoneOptions => {
+    const authUrl = nonEmpty(S, 'auth_url');
+    const id = nonEmpty(S, 'application_credential_id');
+    const secret = nonEmpty(S, 'application_credential_secret');
+    if ((id === null) !== (secret === null)) {
+      const missing = id === null ? 'application_credential_id' : 'application_credential_secret';
+      throw new ConfigError(`[${S}] ${missing}: required when ${id === null ? 'application_credential_secret' : 'application_credential_id'} is set`, { section: S, option: missing });
+    }
+    if (id !== null && (authUrl === null || isPlaceholderAuthUrl(authUrl))) {
+      throw new ConfigError(`${where(r, S, 'auth_url')}[${S}] auth_url: required (Keystone v3) when an application credential is set`, { section: S, option: 'auth_url' });
+    }
+    return {
+      authUrl: authUrl === null || isPlaceholderAuthUrl(authUrl) ? null : authUrl,
+      regionName: nonEmpty(S, 'region_name'),
+      applicationCredential: id !== null && secret !== null ? { id, secret } : null,
+    };
+  };
 
   const guestId = nonEmpty(D, 'guest_id');
   if (guestId === null) {
@@ -360,6 +398,7 @@ function build(r: Resolver, files: readonly IniFile[]): AgentConfig {
       swiftUrl: nonEmpty(D, 'swift_url'),
       swiftServiceType: nonEmpty(D, 'swift_service_type'),
     },
+    keystone: keystone(),
     guestLog: {
       container: str(D, 'guest_log_container_name') ?? 'database_logs',
       limit: num(D, 'guest_log_limit'),
@@ -371,6 +410,15 @@ function build(r: Resolver, files: readonly IniFile[]): AgentConfig {
     debug,
     logLevel: debug ? 'debug' : 'info',
   };
+}
+
+/** Trove's default auth_url, https://0.0.0.0/identity/v3, names no Keystone. */
+function isPlaceholderAuthUrl(url: string): boolean {
+  try {
+    return new URL(url).hostname === '0.0.0.0';
+  } catch {
+    return false;
+  }
 }
 
 function where(r: Resolver, g: string, n: string): string {

@@ -1458,6 +1458,89 @@ export const TROVE_OPTIONS: OptionTable = {
       ]
     }
   },
+  "service_credentials": {
+    "auth_url": {
+      "kind": "uri",
+      "default": "https://0.0.0.0/identity/v3",
+      "deprecated": [
+        [
+          "DEFAULT",
+          "trove_auth_url"
+        ]
+      ]
+    },
+    "username": {
+      "kind": "str",
+      "default": "",
+      "deprecated": [
+        [
+          "DEFAULT",
+          "nova_proxy_admin_user"
+        ]
+      ]
+    },
+    "password": {
+      "kind": "str",
+      "default": "",
+      "deprecated": [
+        [
+          "DEFAULT",
+          "nova_proxy_admin_pass"
+        ]
+      ],
+      "secret": true
+    },
+    "project_id": {
+      "kind": "str",
+      "default": "",
+      "deprecated": [
+        [
+          "DEFAULT",
+          "nova_proxy_admin_tenant_id"
+        ]
+      ]
+    },
+    "project_name": {
+      "kind": "str",
+      "default": "",
+      "deprecated": [
+        [
+          "DEFAULT",
+          "nova_proxy_admin_tenant_name"
+        ]
+      ]
+    },
+    "user_domain_name": {
+      "kind": "str",
+      "default": "Default",
+      "deprecated": [
+        [
+          "DEFAULT",
+          "nova_proxy_admin_user_domain_name"
+        ]
+      ]
+    },
+    "project_domain_name": {
+      "kind": "str",
+      "default": "Default",
+      "deprecated": [
+        [
+          "DEFAULT",
+          "nova_proxy_admin_project_domain_name"
+        ]
+      ]
+    },
+    "region_name": {
+      "kind": "str",
+      "default": "RegionOne",
+      "deprecated": [
+        [
+          "DEFAULT",
+          "os_region_name"
+        ]
+      ]
+    }
+  },
   "oslo_messaging_rabbit": {
     "amqp_durable_queues": {
       "kind": "bool",

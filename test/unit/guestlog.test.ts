@@ -15,7 +15,7 @@ function memorySwift() {
   const objects = new Map<string, { body: Buffer; headers: Record<string, string> }>();
   const key = (c: string, n: string) => `${c}/${n}`;
   const client = {
-    storageUrl: 'http://swift.invalid/v1/AUTH_x',
+    storageUrl: async () => 'http://swift.invalid/v1/AUTH_x',
     async putContainer() {},
     async putObject(c: string, n: string, body: Buffer, o: { headers?: Record<string, string> } = {}) {
       objects.set(key(c, n), { body: Buffer.from(body), headers: o.headers ?? {} });

@@ -55,3 +55,37 @@ describe('Swift client retries', () => {
     expect(s.seen).toHaveLength(2);
   });
 });
+
+describe('Swift client with looked-up credentials', () => {
+  it('looks the endpoint up on first use, and asks again once after a 401', async () => {
+    const s = await scripted([401, 201, 401, 401]);
+    servers.push(s.server);
+    const asked: boolean[] = [];
+    const swift = createSwiftClient({
+      retryDelayMs: 5,
+      auth: async ({ refresh }) => {
+        asked.push(refresh);
+        return { storageUrl: s.url, token: `t${asked.length}` };
+      },
+    });
+    expect(asked).toEqual([]);
+    expect(await swift.storageUrl()).toBe(s.url);
+    await swift.putContainer('c');
+    expect(asked).toEqual([false, true]);
+    // A second 401 after a fresh token is the answer, not a loop.
+    const e = await swift.head('c', 'o').catch((x: unknown) => x);
+    expect((e as SwiftError).details.status).toBe(401);
+    expect(asked).toEqual([false, true, true]);
+    expect(s.seen).toHaveLength(4);
+  });
+
+  it('does not replay a streamed upload after a 401', async () => {
+    const s = await scripted([401]);
+    servers.push(s.server);
+    let asks = 0;
+    const swift = createSwiftClient({ auth: async () => (asks++, { storageUrl: s.url, token: 't' }) });
+    const e = await swift.putObject('c', 'seg', Readable.from([Buffer.from('x')])).catch((x: unknown) => x);
+    expect((e as SwiftError).details.status).toBe(401);
+    expect(asks).toBe(1);
+  });
+});

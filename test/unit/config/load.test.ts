@@ -182,6 +182,18 @@ describe('loadConfig', () => {
     expect(errorOf({ configDirs: [join(dir, 'nodir')] }).message).toContain('failed to read config file directory');
   });
 
+  it('reads [service_credentials]: Trove\'s placeholder auth_url means no Keystone; an application credential needs both halves and an auth_url', () => {
+    const plain = loadConfig({ configFiles: [write('a.conf', GUEST)] });
+    expect(plain.keystone).toEqual({ authUrl: null, regionName: 'RegionOne', applicationCredential: null });
+    const withKs = loadConfig({ configFiles: [write('b.conf', `${GUEST}[service_credentials]\nauth_url = http://k:5000/v3\nregion_name = R2\napplication_credential_id = AC\napplication_credential_secret = s3cr3t-value\n`)] });
+    expect(withKs.keystone).toEqual({ authUrl: 'http://k:5000/v3', regionName: 'R2', applicationCredential: { id: 'AC', secret: 's3cr3t-value' } });
+    const half = errorOf({ configFiles: [write('c.conf', `${GUEST}[service_credentials]\nauth_url = http://k:5000/v3\napplication_credential_secret = s3cr3t-value\n`)] });
+    expect(half.message).toMatch(/application_credential_id: required/);
+    expect(half.message).not.toContain('s3cr3t-value');
+    const noUrl = errorOf({ configFiles: [write('d.conf', `${GUEST}[service_credentials]\napplication_credential_id = AC\napplication_credential_secret = s3cr3t-value\n`)] });
+    expect(noUrl.message).toMatch(/auth_url: required/);
+  });
+
   it('never puts secrets into error messages', () => {
     const f = write('g.conf', GUEST + 'transport_url = rabbit://u:topsecret@h:bad/\n');
     const e = errorOf({ configFiles: [f] });
