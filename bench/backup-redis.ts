@@ -27,6 +27,7 @@ import { createSwiftClient } from '../src/backup/swift-client.ts';
 import type { BackupFetcher, Datastore, PrepareRequest } from '../src/datastore.ts';
 import { freePort } from '../test/integration/harness/ports.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
+import { runShipped } from './shipped.ts';
 
 const silent = pino({ level: 'silent' });
 const ctx = () => ({ log: silent, signal: new AbortController().signal });
@@ -155,15 +156,7 @@ async function oursRestore(storageUrl: string, token: string, stateDir: string, 
   process.stdout.write(JSON.stringify({ seconds, fetchSeconds, peakRssKiB: fetchRssKiB, baselineKiB, keys, rdbBytes }));
 }
 
-function child<T>(args: string[], token: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [import.meta.filename, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as T) : reject(new Error(`${args[0]} exited ${code}`))));
-    c.stdin.end(token);
-  });
-}
+const child = <T>(args: string[], token: string): Promise<T> => runShipped<T>(import.meta.filename, args, token);
 
 export async function benchRedis(bytes: number, segMiB: number | undefined): Promise<void> {
   const segmentMaxSize = segMiB ? segMiB * 1024 * 1024 : 2 * 1024 ** 3;

@@ -19,8 +19,10 @@ import { CODEC_SUFFIX, type Codec } from '../src/backup/compress.ts';
 import { runBackup } from '../src/backup/pipeline.ts';
 import { createSwiftClient } from '../src/backup/swift-client.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
+import { runShipped } from './shipped.ts';
 
-const PRODUCE = join(import.meta.dirname, '../test/fixtures/backup/produce.mjs');
+// The repository's own file, also from the compiled child in dist-bench/bench.
+const PRODUCE = join(process.env['GA_BENCH_ROOT'] ?? join(import.meta.dirname, '..'), 'test/fixtures/backup/produce.mjs');
 
 interface Row {
   name: string;
@@ -107,15 +109,11 @@ async function main(): Promise<void> {
     for (const codec of ['gzip', 'zstd'] as const) {
       rows.push(await anchor(info.storageUrl, info.token, bytes, dir, codec === 'gzip' ? 'gzip -6' : 'zstd -T0 -3 -q'));
       // Ours in a fresh Node process so its peak RSS is its own; token on stdin.
-      const res = await new Promise<string>((resolve, reject) => {
-        const args = [import.meta.filename, '--ours', info.storageUrl, String(bytes), codec, ...(segMiB ? [String(segMiB * 1024 * 1024)] : [])];
-        const c = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-        let out = '';
-        c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        c.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`ours exited ${code}`))));
-        c.stdin.end(info.token);
-      });
-      const o = JSON.parse(res) as { seconds: number; storedBytes: number; segments: number; peakRssKiB: number; baselineKiB: number };
+      const o = await runShipped<{ seconds: number; storedBytes: number; segments: number; peakRssKiB: number; baselineKiB: number }>(
+        import.meta.filename,
+        ['--ours', info.storageUrl, String(bytes), codec, ...(segMiB ? [String(segMiB * 1024 * 1024)] : [])],
+        info.token,
+      );
       baselineKiB = o.baselineKiB;
       rows.push({ name: `ours: runBackup ${codec} (${o.segments} segment${o.segments > 1 ? 's' : ''})`, seconds: o.seconds, storedBytes: o.storedBytes, peakRssMiB: o.peakRssKiB / 1024 });
       const [a, b] = rows.slice(-2) as [Row, Row];
