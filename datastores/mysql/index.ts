@@ -250,12 +250,15 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
       },
     },
     logs: {
-      defs: () => Object.keys(LOGS).map((n) => ({ name: n, type: 'USER' as const, file: logFile(n) })),
+      // Trove's SYSTEM log 'error' is the server's error log: always on (no statements, so no passwords, in it).
+      defs: () => [...Object.keys(LOGS).map((n) => ({ name: n, type: 'USER' as const, file: logFile(n) })), { name: 'error', type: 'SYS' as const, file: paths.errorLog }],
       async isEnabled(n) {
+        if (n === 'error') return true;
         const f = logConf(n);
         return existsSync(f) && /_log = on$/m.test(readFileSync(f, 'utf8'));
       },
       async setEnabled(n, enabled, ctx) {
+        if (n === 'error') throw new BadRequestError(`Log '${n}' is a SYSTEM log: the server's error log is always on.`);
         const def = LOGS[n];
         if (!def) throw new BadRequestError(`Log '${n}' is not defined.`);
         mkdirSync(logDir, { recursive: true, mode: 0o750 });

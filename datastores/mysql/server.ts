@@ -74,7 +74,7 @@ export function writeConfig(p: MysqlPaths, contents: string | null): void {
   // distribution's unit starts mariadbd with only this option file (under the process runner the
   // command line says the same). Without it, a template without datadir ran the package's own
   // /var/lib/mysql instead of the volume's data directory (found by the real-boot test).
-  writeOptionFile(join(p.confDir, 'zzz-guestagent-paths.cnf'), `[mysqld]\ndatadir = ${p.dataDir}\nsocket = ${p.socket}\npid-file = ${p.pidFile}\n[client]\nsocket = ${p.socket}\n`);
+  writeOptionFile(join(p.confDir, 'zzz-guestagent-paths.cnf'), `[mysqld]\ndatadir = ${p.dataDir}\nsocket = ${p.socket}\npid-file = ${p.pidFile}\nlog-error = ${p.errorLog}\n[client]\nsocket = ${p.socket}\n`);
 }
 
 const OPTION_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;

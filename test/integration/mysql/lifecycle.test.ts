@@ -188,6 +188,25 @@ describe('root, configuration and restarts', () => {
     ok(await act('general', { discard: true }));
   });
 
+  it("publishes the server's error log ('error', SYSTEM, admin only by default), which cannot be switched off", async () => {
+    const context = { auth_token: swift.token, service_catalog: [{ type: 'object-store', endpoints: [{ publicURL: swift.storageUrl }] }] };
+    const adminCtx = { ...context, is_admin: true };
+    const act = (o: Record<string, boolean>, ctx: Record<string, unknown> = adminCtx) => caller.api('guest_log_action', { log_name: 'error', enable: false, disable: false, publish: false, discard: false, ...o }, { context: ctx });
+    const listed = ok(await caller.api('guest_log_list', {}, { context: adminCtx })) as Array<Record<string, unknown>>;
+    expect(listed.map((l) => [l['name'], l['type']])).toEqual([['general', 'USER'], ['slow_query', 'USER'], ['error', 'SYS'], ['guest', 'SYS']]);
+    const userView = await act({ publish: true }, context);
+    expect(!userView.ok && userView.error.message).toMatch(/must be admin/);
+    const refused = await act({ disable: true });
+    expect(!refused.ok && refused.error.message).toMatch(/SYSTEM log/);
+    const published = ok(await act({ publish: true })) as { prefix: string; type: string; status: string };
+    expect(published).toMatchObject({ type: 'SYS', prefix: `${guestId}/mysql-error/` });
+    const list = (await (await fetch(`${swift.storageUrl}/database_logs?format=json&prefix=${encodeURIComponent(published.prefix)}`, { headers: { 'X-Auth-Token': swift.token } })).json()) as Array<{ name: string }>;
+    const text = (await Promise.all(list.map(async (o) => (await fetch(`${swift.storageUrl}/database_logs/${o.name}`, { headers: { 'X-Auth-Token': swift.token } })).text()))).join('');
+    expect(text).toContain('ready for connections');
+    expect(text).not.toContain('Never-In-The-Log');
+    ok(await act({ discard: true }));
+  });
+
   it('reports shutdown after stop_db and healthy after start_db_with_conf_changes', async () => {
     const from = conductor.received.length;
     ok(await caller.api('stop_db'));
