@@ -101,7 +101,7 @@ const VARIANTS: Record<string, Variant> = {
     async check(api, guest, root) {
       await api('create_database', { databases: [{ _name: 'booted', _character_set: 'UTF8', _collate: null }] });
       // Inside the guest, as its postgres system user, with the agent's os_admin over the guest's own socket.
-      const pw = readFileSync(join(root, 'var/lib/guestagent/os_admin.pass'), 'utf8').trim();
+      const pw = readFileSync(join(root, 'var/lib/guestagent/postgresql/os_admin.pass'), 'utf8').trim();
       const psql = (sql: string) =>
         guest(['/usr/sbin/runuser', '-u', 'postgres', '--', '/usr/bin/env', `PGPASSWORD=${pw}`, '/usr/bin/psql', '-h', '/var/run/postgresql', '-p', String(PG_PORT), '-U', 'os_admin', '-d', 'postgres', '-Atc', sql]);
       const dbs = await until('booted in pg_database', 60_000, async () => {
@@ -141,7 +141,7 @@ const VARIANTS: Record<string, Variant> = {
       if (!/NOPERM/.test(denied)) throw new Error(`booted wrote outside its namespace: ${denied}`);
       const wrong = guest(['/usr/bin/redis-cli', '-s', sock, '--user', 'booted', '--pass', 'wrong', '--no-auth-warning', 'PING'], true).trim();
       if (!/WRONGPASS|invalid/.test(wrong)) throw new Error(`a wrong password got in: ${wrong}`);
-      const pw = readFileSync(join(root, 'var/lib/guestagent/os_admin.pass'), 'utf8').trim();
+      const pw = readFileSync(join(root, 'var/lib/guestagent/redis/os_admin.pass'), 'utf8').trim();
       const dir = guest(['/usr/bin/redis-cli', '-s', sock, '--user', 'os_admin', '--pass', pw, '--no-auth-warning', 'CONFIG', 'GET', 'dir']).trim().split('\n')[1];
       if (dir !== '/var/lib/redis') throw new Error(`the guest's server runs on ${dir}, not the volume's /var/lib/redis`);
       const saved = guest(['/usr/bin/redis-cli', '-s', sock, '--user', 'os_admin', '--pass', pw, '--no-auth-warning', 'SAVE']).trim();
