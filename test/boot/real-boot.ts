@@ -78,9 +78,10 @@ const VARIANTS: Record<string, Variant> = {
     unit: 'postgresql@15-main',
     mountPoint: '/var/lib/postgresql',
     preBoot(root) {
-      // pg_createcluster copies createcluster.conf settings into the package's cluster: its own start stays off the host's 5432.
+      // pg_createcluster copies createcluster.conf settings into the package's cluster: its own start stays off the host's 5432
+      // (it listens on localhost by default; a quoted value here would reach postgresql.conf unquoted).
       mkdirSync(join(root, 'etc/postgresql-common/createcluster.d'), { recursive: true });
-      writeFileSync(join(root, 'etc/postgresql-common/createcluster.d/99-boot-port.conf'), `port = ${PG_PORT}\nlisten_addresses = '127.0.0.1'\n`);
+      writeFileSync(join(root, 'etc/postgresql-common/createcluster.d/99-boot-port.conf'), `port = ${PG_PORT}\n`);
     },
     prepare: {
       databases: [{ _name: 'fromprepare' }],
