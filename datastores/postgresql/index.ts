@@ -6,6 +6,12 @@
  * file) over the unix socket; Trove's users come in over TCP with
  * scram-sha-256; os_admin is refused over the network. Root is the
  * `postgres` role: NOLOGIN until enable_root gives it a password.
+ * Under the systemd runner the server is Debian's cluster 15/main
+ * (postgresql@15-main, pg_ctlcluster): its /etc/postgresql/15/main/postgresql.conf
+ * is the agent's, pointing the cluster at the data directory on the volume,
+ * whose own postgresql.conf carries Trove's configuration; the port the
+ * server listens on (and names its socket after) is the one that
+ * configuration sets.
  * Identifiers are quoted with node-postgres' escapeIdentifier; the few
  * values DDL cannot take as parameters (passwords, encodings) with
  * escapeLiteral; everything else is a bind parameter.
@@ -23,6 +29,8 @@ import { createSystemdRunner } from '../../src/service/systemd.ts';
 import { historyOf, restoreChain, walSince, walTar } from './backup.ts';
 
 const BIN = '/usr/lib/postgresql/15/bin';
+/** Debian's configuration directory of cluster 15/main, the one pg_ctlcluster (postgresql@15-main) reads. */
+const DEBIAN_CLUSTER = '/etc/postgresql/15/main';
 export const DEFAULT_PROCESS_PORT = 15432;
 /** trove/common/db/postgresql/models.py: any characters, not ending in whitespace, at most 63. */
 const NAME = /^[\u0001-\uFFFF]*[^\s]$/u;
@@ -64,12 +72,38 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
   const logsConf = () => join(dataDir, 'guestagent-logs.conf');
   const longQueryMs = typeof section['guest_log_long_query_time'] === 'number' ? section['guest_log_long_query_time'] : 0;
   const secretFile = join(stateDir, 'os_admin.pass');
-  const port = opts.port ?? (runnerKind === 'process' ? DEFAULT_PROCESS_PORT : 5432);
+  const fixedPort = opts.port ?? (runnerKind === 'process' ? DEFAULT_PROCESS_PORT : 5432);
+  /**
+   * The self-run server gets its port on the command line. Debian's cluster listens where the
+   * configuration says (Trove's config_contents or an override; the last `port` wins, as in
+   * PostgreSQL), and the socket the agent connects to is named after it.
+   */
+  const port = (): number => {
+    if (runnerKind === 'process') return fixedPort;
+    let found: number | null = null;
+    for (const f of [join(dataDir, 'postgresql.conf'), join(dataDir, 'guestagent-overrides.conf')]) {
+      if (!existsSync(f)) continue;
+      for (const m of readFileSync(f, 'utf8').matchAll(/^[ \t]*port[ \t]*(?:=[ \t]*)?'?(\d+)'?[ \t]*(?:#.*)?$/gm)) found = Number(m[1]);
+    }
+    return found ?? fixedPort;
+  };
   const ignoreUsers = Array.isArray(section['ignore_users']) ? section['ignore_users'].map(String) : ['os_admin', 'postgres'];
   const ignoreDbs = [...new Set([...(Array.isArray(section['ignore_dbs']) ? section['ignore_dbs'].map(String) : ['os_admin', 'postgres']), 'template0', 'template1'])];
   const owner = postgresUser();
   /** Extra server options for the next start (a trust hba while resetting os_admin after a restore). */
-  let oneOff: string[] = [];
+  let oneOff: Array<[string, string]> = [];
+  /** Self-run, they go on the command line; Debian's unit takes no options, so there they are a file postgresql.conf reads last. */
+  function setOneOff(settings: Array<[string, string]>): void {
+    oneOff = settings;
+    if (runnerKind !== 'systemd') return;
+    const file = join(dataDir, 'guestagent-oneoff.conf');
+    if (!settings.length) {
+      rmSync(file, { force: true });
+      return;
+    }
+    writeFileSync(file, settings.map(([k, v]) => `${k} = '${v}'`).join('\n') + '\n', { mode: 0o600 });
+    chownSync(file, owner.uid, owner.gid);
+  }
   /** Settings changed by apply_overrides that only a restart applies (reported as 'restart required'). */
   let pendingRestart: string[] = [];
 
@@ -80,7 +114,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
     if (!as && pw === null) throw new GuestError('The database has not been prepared: no admin credentials yet.');
     // The agent's own statements carry passwords: they never go to the server log, whatever the general log says.
     const options = '-c log_statement=none -c log_min_duration_statement=-1';
-    const c = new pg.Client({ host: socketDir, port, user, password: pw ?? undefined, database: as?.database ?? 'postgres', connectionTimeoutMillis: 5000, options });
+    const c = new pg.Client({ host: socketDir, port: port(), user, password: pw ?? undefined, database: as?.database ?? 'postgres', connectionTimeoutMillis: 5000, options });
     await c.connect();
     try {
       return await fn(c);
@@ -90,7 +124,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
   }
   /** Up and out of startup/recovery: an authentication refusal counts, "starting up" does not. */
   async function acceptsConnections(): Promise<boolean> {
-    const c = new pg.Client({ host: socketDir, port, user: 'postgres', database: 'postgres', password: 'x', connectionTimeoutMillis: 2000 });
+    const c = new pg.Client({ host: socketDir, port: port(), user: 'postgres', database: 'postgres', password: 'x', connectionTimeoutMillis: 2000 });
     try {
       await c.connect();
       await c.end().catch(() => {});
@@ -121,7 +155,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
             while (Date.now() < deadline) {
               if (ctx.signal.aborted) throw new GuestError('aborted while waiting for postgres');
               if (runner.state() !== 'running') throw new GuestError('postgres exited; see its log lines above');
-              if (existsSync(join(socketDir, `.s.PGSQL.${port}`)) && (await acceptsConnections())) return;
+              if (existsSync(join(socketDir, `.s.PGSQL.${port()}`)) && (await acceptsConnections())) return;
               await new Promise((r) => setTimeout(r, 100));
             }
             throw new GuestError('postgres did not open its socket within 120 s');
@@ -129,25 +163,69 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
           command: () => ({
             file: join(BIN, 'postgres'),
             // Runner-owned settings on the command line win over postgresql.conf.
-            args: ['-D', dataDir, '-c', `port=${port}`, '-c', `unix_socket_directories=${socketDir}`, '-c', 'listen_addresses=127.0.0.1', ...oneOff],
+            args: ['-D', dataDir, '-c', `port=${port()}`, '-c', `unix_socket_directories=${socketDir}`, '-c', 'listen_addresses=127.0.0.1', ...oneOff.flatMap(([k, v]) => ['-c', `${k}=${v}`])],
           }),
         })
       : createSystemdRunner('postgresql@15-main', exec);
 
-  /** The data and socket dirs belong to postgres, so every directory above them must let it through. */
+  /**
+   * The data and socket dirs belong to postgres, so every directory above them must let it through.
+   * Self-run, they are in the state dir; under systemd, on the mount point (the state dir stays
+   * root's own, 0700, and /var/run/postgresql is the package's, made by its tmpfiles).
+   */
   function ensureDirs(): void {
-    mkdirSync(stateDir, { recursive: true, mode: 0o711 });
-    chmodSync(stateDir, 0o711);
-    for (let d = stateDir; d !== dirname(d); d = dirname(d)) {
+    const top = runnerKind === 'process' ? stateDir : mountPoint;
+    if (runnerKind === 'process') {
+      mkdirSync(stateDir, { recursive: true, mode: 0o711 });
+      chmodSync(stateDir, 0o711);
+    } else {
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+      // Under the agent's UMask=0077 a new mount point would be 0700, closed to postgres.
+      if (!existsSync(mountPoint)) mkdirSync(mountPoint, { recursive: true });
+      chmodSync(mountPoint, 0o755);
+    }
+    for (let d = top; d !== dirname(d); d = dirname(d)) {
       if ((statSync(d).mode & 0o001) === 0) {
-        throw new GuestError(`${d} is not traversable by the postgres user (mode ${(statSync(d).mode & 0o777).toString(8)}); give it o+x or choose another --state-dir`);
+        throw new GuestError(`${d} is not traversable by the postgres user (mode ${(statSync(d).mode & 0o777).toString(8)}); give it o+x${runnerKind === 'process' ? ' or choose another --state-dir' : ''}`);
       }
     }
-    for (const d of [dataDir, socketDir, walArchive, logDir]) {
+    for (const d of runnerKind === 'process' ? [dataDir, socketDir, walArchive, logDir] : [dataDir, walArchive, logDir]) {
       mkdirSync(d, { recursive: true, mode: 0o700 });
       chownSync(d, owner.uid, owner.gid);
     }
-    accessSync(stateDir, fsc.X_OK);
+    accessSync(top, fsc.X_OK);
+  }
+
+  /**
+   * Debian's cluster 15/main, as pg_ctlcluster reads it, made to run the volume's data directory:
+   * its postgresql.conf names the data directory, the agent's hba and ident files there, and
+   * includes the data directory's postgresql.conf (Trove's configuration and the agent's own
+   * settings). pg_ctlcluster follows the include to find the port and the rest.
+   */
+  function writeDebianCluster(): void {
+    if (runnerKind !== 'systemd') return;
+    mkdirSync(DEBIAN_CLUSTER, { recursive: true });
+    for (let d = DEBIAN_CLUSTER; d !== '/etc'; d = dirname(d)) chmodSync(d, statSync(d).mode & 0o7777 | 0o755);
+    const conf = join(DEBIAN_CLUSTER, 'postgresql.conf');
+    const lines = [
+      '# Written by guestagent: Debian\'s cluster 15/main (postgresql@15-main) runs the data directory on the',
+      `# instance's volume; the server's configuration is ${dataDir}/postgresql.conf, included below.`,
+      `data_directory = '${dataDir}'`,
+      `hba_file = '${dataDir}/pg_hba.conf'`,
+      `ident_file = '${dataDir}/pg_ident.conf'`,
+      `include '${dataDir}/postgresql.conf'`,
+    ];
+    // 0644 postgres, as pg_createcluster leaves it: the agent's UMask=0077 would make it 0600 root.
+    writeFileSync(conf, lines.join('\n') + '\n');
+    chmodSync(conf, 0o644);
+    chownSync(conf, owner.uid, owner.gid);
+    for (const [f, text] of [['start.conf', 'auto\n'], ['pg_ctl.conf', '']] as const) {
+      const file = join(DEBIAN_CLUSTER, f);
+      if (existsSync(file)) continue;
+      writeFileSync(file, text);
+      chmodSync(file, 0o644);
+      chownSync(file, owner.uid, owner.gid);
+    }
   }
 
   function writeHba(trust = false): string {
@@ -172,9 +250,11 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
   function writeConfig(contents: string | null, overrides: Record<string, unknown> | null): void {
     const conf = join(dataDir, 'postgresql.conf');
     const base = contents ?? (existsSync(conf) ? readFileSync(conf, 'utf8').replace(/\n# Written by guestagent[\s\S]*$/, '\n') : '');
+    // Self-run, the one-off settings are on the command line; Debian's unit takes none, so they are a file read last.
+    const oneOffConf = runnerKind === 'systemd' ? "include_if_exists 'guestagent-oneoff.conf'\n" : '';
     writeFileSync(
       conf,
-      `${base.replace(/\s*$/, '\n')}\n# Written by guestagent: overrides, then the agent's own settings, are read last.\ninclude_if_exists 'guestagent-logs.conf'\ninclude_if_exists 'guestagent-overrides.conf'\ninclude 'guestagent-runtime.conf'\n`,
+      `${base.replace(/\s*$/, '\n')}\n# Written by guestagent: overrides, then the agent's own settings, are read last.\ninclude_if_exists 'guestagent-logs.conf'\ninclude_if_exists 'guestagent-overrides.conf'\ninclude 'guestagent-runtime.conf'\n${oneOffConf}`,
       { mode: 0o600 },
     );
     chownSync(conf, owner.uid, owner.gid);
@@ -185,6 +265,17 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
       `archive_command = 'test ! -f ${walArchive}/%f && cp %p ${walArchive}/%f'`,
       `restore_command = 'cp ${walArchive}/%f "%p"'`,
     ];
+    if (runnerKind === 'systemd') {
+      // What Debian's unit relies on: its PIDFile=/run/postgresql/15-main.pid and the socket in the package's run dir.
+      runtime.push(`external_pid_file = '/var/run/postgresql/15-main.pid'`, `unix_socket_directories = '${socketDir}'`, `cluster_name = '15/main'`);
+      // Trove's template ends with include_dir '/etc/postgresql/conf.d': a directory missing there stops the server.
+      for (const m of base.matchAll(/^[ \t]*include_dir[ \t]*(?:=[ \t]*)?'(\/[^']+)'/gm)) {
+        if (existsSync(m[1]!)) continue;
+        mkdirSync(m[1]!, { recursive: true });
+        chmodSync(m[1]!, 0o755);
+      }
+      writeDebianCluster();
+    }
     const rt = join(dataDir, 'guestagent-runtime.conf');
     writeFileSync(rt, runtime.join('\n') + '\n', { mode: 0o600 });
     chownSync(rt, owner.uid, owner.gid);
@@ -446,7 +537,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
           // One tar on stdout with the WAL needed for consistency; the password goes through the environment.
           producer: {
             file: join(BIN, 'pg_basebackup'),
-            args: ['-h', socketDir, '-p', String(port), '-U', 'os_admin', '-D', '-', '-Ft', '-X', 'fetch', '--checkpoint=fast', `--label=${backupId}`, '-w'],
+            args: ['-h', socketDir, '-p', String(port()), '-U', 'os_admin', '-D', '-', '-Ft', '-X', 'fetch', '--checkpoint=fast', `--label=${backupId}`, '-w'],
             env: { PGPASSWORD: pw },
           },
           extension: 'tar.gz',
@@ -493,7 +584,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
           // The restored os_admin has the source's password: reset it through a local-trust start.
           // hot_standby off: recovery then does not insist on the source's max_connections and
           // friends (a restore onto a smaller flavour); nobody but the agent connects meanwhile.
-          oneOff = ['-c', `hba_file=${writeHba(true)}`, '-c', 'hot_standby=off'];
+          setOneOff([['hba_file', writeHba(true)], ['hot_standby', 'off']]);
           await runner.start(ctx);
           // The source locked postgres (NOLOGIN); its os_admin can still log in. A backup
           // whose os_admin is missing (another tool's) falls back to postgres.
@@ -509,7 +600,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
         }
         await secure(as, ctx);
         if (oneOff.length) {
-          oneOff = [];
+          setOneOff([]);
           writeHba();
           await runner.restart(ctx);
         }
@@ -543,12 +634,12 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
         chmodSync(dataDir, 0o700);
         writeConfig(req.configContents, req.overrides ?? {});
         // os_admin's password left with the old root disk: set a new one through a local-trust start.
-        oneOff = ['-c', `hba_file=${writeHba(true)}`];
+        setOneOff([['hba_file', writeHba(true)]]);
         try {
           await runner.start(ctx);
           await secure({ user: 'os_admin', password: null }, ctx);
         } finally {
-          oneOff = [];
+          setOneOff([]);
           writeHba();
         }
         await runner.restart(ctx);

@@ -50,7 +50,8 @@ export function createRedisDatastore(opts: DatastoreOptions): Datastore {
   const mountPoint = typeof section['mount_point'] === 'string' ? section['mount_point'] : '/var/lib/redis';
   const dataDir = runnerKind === 'process' ? join(stateDir, 'data') : mountPoint;
   const confFile = runnerKind === 'process' ? join(stateDir, 'redis.conf') : '/etc/redis/redis.conf';
-  const overridesFile = join(stateDir, 'overrides.conf');
+  // Debian's server runs as redis: an include in the agent's own state dir (root's, 0700) would stop it at start.
+  const overridesFile = runnerKind === 'process' ? join(stateDir, 'overrides.conf') : '/etc/redis/guestagent-overrides.conf';
   // On the data volume: Trove's users survive a rebuild (a new root disk), and Debian's redis user can write it.
   const aclFile = join(dataDir, 'users.acl');
   const secretFile = join(stateDir, 'os_admin.pass');
