@@ -301,6 +301,10 @@ async function main(): Promise<number> {
       return r.stdout + (mayFail ? r.stderr : '');
     };
     step(await v.check(async (method, args) => ok(await c.api(method, args)), guest, root));
+    // The unit is Type=notify: systemd saw READY=1 (else it stays 'activating') and the agent's STATUS.
+    const unit = guest(['systemctl', 'show', 'guestagent.service', '-p', 'ActiveState', '-p', 'SubState', '-p', 'StatusText', '-p', 'WatchdogUSec']);
+    if (!/^ActiveState=active$/m.test(unit) || !/^StatusText=serving guestagent\./m.test(unit)) throw new Error(`guestagent.service is not active with the agent's status:\n${unit}`);
+    step(`guestagent.service: ${unit.trim().split('\n').join(', ')}`);
     console.log(`PASS real boot (${name}) in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     return 0;
   } catch (e) {
