@@ -161,7 +161,13 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
   async function resetAdminAfterRestore(ctx: OpContext): Promise<void> {
     const password = generatePassword();
     oneOffArgs = ['--skip-grant-tables', '--skip-networking'];
+    // The distribution's unit takes no arguments from us: the same settings as an option file,
+    // removed again below (found by the real boot's restore).
+    const oneOff = join(paths.confDir, 'zzzz-guestagent-oneoff.cnf');
+    if (runnerKind === 'systemd') writeOptionFile(oneOff, '[mysqld]\nskip-grant-tables\nskip-networking\n');
     try {
+      // A restored or carried-over data directory is root's or another image's: the unit runs mariadbd as mysql.
+      if (runnerKind === 'systemd') await exec('/usr/bin/chown', ['-R', 'mysql:mysql', paths.dataDir], { signal: ctx.signal });
       await runner.start(ctx);
       const root = connectSql({ socketPath: paths.socket, user: 'root', password: null });
       try {
@@ -175,6 +181,7 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
       writeAdminCnf(paths, password);
     } finally {
       oneOffArgs = [];
+      rmSync(oneOff, { force: true });
       await runner.stop(ctx);
     }
   }

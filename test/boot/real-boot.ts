@@ -42,6 +42,10 @@ interface Variant {
   prepare: { databases: unknown[]; users: unknown[]; config_contents: string };
   /** After prepare reached healthy: the API call(s) and what the guest itself shows; returns a line to print. */
   check(api: (method: string, args: Record<string, unknown>) => Promise<unknown>, guest: (cmd: string[], mayFail?: boolean) => string, root: string): Promise<string>;
+  /** A blank volume for the restore: what `sh -c` removes under the mount point. */
+  wipe: string;
+  /** After prepare(backup_info) reached healthy: what the guest shows of the restored data; returns a line to print. */
+  restored(guest: (cmd: string[], mayFail?: boolean) => string, root: string): Promise<string>;
 }
 
 /** The guest's servers listen beside the host's own 3306 / 5432 / 6379 on the shared network. */
@@ -72,6 +76,12 @@ const VARIANTS: Record<string, Variant> = {
       if (datadir.replace(/\/$/, '') !== '/var/lib/mysql/data') throw new Error(`the guest's server runs on ${datadir}, not the volume's /var/lib/mysql/data`);
       if (!dbs.split('\n').includes('fromprepare')) throw new Error('the database prepare created is missing');
       return `guest MariaDB databases: ${dbs.trim().split('\n').join(', ')}`;
+    },
+    wipe: 'rm -rf /var/lib/mysql/data',
+    async restored(guest) {
+      const dbs = guest(['/usr/bin/mariadb', '-N', '-e', 'SHOW DATABASES']).split('\n');
+      if (!dbs.includes('booted') || !dbs.includes('fromprepare')) throw new Error(`the restored server lacks the backed-up databases: ${dbs.join(', ')}`);
+      return `restored MariaDB databases: ${dbs.filter(Boolean).join(', ')}`;
     },
   },
   postgresql: {
@@ -117,6 +127,13 @@ const VARIANTS: Record<string, Variant> = {
       const unit = guest(['/usr/bin/systemctl', 'is-active', 'postgresql@15-main']).trim();
       return `guest PostgreSQL (postgresql@15-main ${unit}, ${datadir}) databases: ${dbs.trim().split('\n').join(', ')}`;
     },
+    wipe: 'rm -rf /var/lib/postgresql/data /var/lib/postgresql/wal_archive',
+    async restored(guest, root) {
+      const pw = readFileSync(join(root, 'var/lib/guestagent/postgresql/os_admin.pass'), 'utf8').trim();
+      const dbs = guest(['/usr/sbin/runuser', '-u', 'postgres', '--', '/usr/bin/env', `PGPASSWORD=${pw}`, '/usr/bin/psql', '-h', '/var/run/postgresql', '-p', String(PG_PORT), '-U', 'os_admin', '-d', 'postgres', '-Atc', 'SELECT datname FROM pg_database ORDER BY 1']).split('\n');
+      if (!dbs.includes('booted') || !dbs.includes('fromprepare')) throw new Error(`the restored server lacks the backed-up databases: ${dbs.join(', ')}`);
+      return `restored PostgreSQL databases (new os_admin password): ${dbs.filter(Boolean).join(', ')}`;
+    },
   },
   redis: {
     manager: 'redis',
@@ -151,6 +168,13 @@ const VARIANTS: Record<string, Variant> = {
       if (saved !== 'OK' || !existsSync(join(root, 'var/lib/redis/dump.rdb'))) throw new Error(`the server could not save onto its data directory: ${saved}`);
       const unit = guest(['/usr/bin/systemctl', 'is-active', 'redis-server']).trim();
       return `guest Redis (redis-server ${unit}, dir ${dir}): booted AUTHs and writes app:*, is refused elsewhere; users.acl: ${readFileSync(join(root, 'var/lib/redis/users.acl'), 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ')[1]).join(', ')}`;
+    },
+    wipe: 'rm -rf /var/lib/redis/*',
+    async restored(guest, root) {
+      const pw = readFileSync(join(root, 'var/lib/guestagent/redis/os_admin.pass'), 'utf8').trim();
+      const v = guest(['/usr/bin/redis-cli', '-s', '/run/redis/redis-server.sock', '--user', 'os_admin', '--pass', pw, '--no-auth-warning', 'GET', 'app:k']).trim();
+      if (v !== 'v') throw new Error(`the restored server does not hold app:k = v: ${v}`);
+      return 'restored Redis: app:k = v (the RDB put in place before the server started)';
     },
   },
 };
@@ -317,6 +341,22 @@ async function main(): Promise<number> {
     const head = await createSwiftClient({ storageUrl: swift.info.storageUrl, token: swift.info.token }).head('database_backups', location.split('/').at(-1)!);
     if (head.etag !== done.kwargs['checksum'] || head.contentLength < 100) throw new Error(`the backup in Swift (${head.etag}, ${head.contentLength} B) is not what the guest reported (${String(done.kwargs['checksum'])})`);
     step(`backup from the guest: ${location.split('/').at(-1)} ${(head.contentLength / 1e6).toFixed(1)} MB in Swift, checksum ${head.etag}`);
+    // The restore, as a new instance from that backup: a blank volume and no agent state (the same
+    // guest, its agent and server stopped), then prepare(backup_info) through Trove's guest API.
+    guest(['/usr/bin/systemctl', 'stop', 'guestagent.service', v.unit]);
+    guest(['/bin/sh', '-c', `${v.wipe} && find /var/lib/guestagent -mindepth 1 -delete`]);
+    guest(['/usr/bin/systemctl', 'start', '--no-block', 'guestagent.service']);
+    await until('the restarted agent to answer', 2 * 60_000, async () => ((await c.raw('rpc_ping', {}, { timeout: 5 })).ok ? true : null));
+    const fromR = conductor.received.length;
+    ok(await c.api('prepare', {
+      memory_mb: 1024, packages: '', ...v.prepare, databases: [], users: [], device_path: null, mount_point: v.mountPoint, root_password: null, overrides: {}, ds_version: v.version,
+      backup_info: { id: backupId, location, checksum: head.etag, type: null, datastore: v.manager, datastore_version: v.version },
+    }, { context, notification: true }));
+    // A refused prepare (a cast: its error stays in the guest's journal) never reports building.
+    await conductor.waitFor((x) => x.method === 'heartbeat' && status(x) === 'building', 2 * 60_000, fromR);
+    const endR = await conductor.waitFor((x) => x.method === 'heartbeat' && ['healthy', 'failed to spawn'].includes(status(x)), 10 * 60_000, fromR);
+    if (status(endR) !== 'healthy') throw new Error(`the restoring prepare ended ${status(endR)}`);
+    step(await v.restored(guest, root));
     // The unit is Type=notify: systemd saw READY=1 (else it stays 'activating') and the agent's STATUS.
     const unit = guest(['systemctl', 'show', 'guestagent.service', '-p', 'ActiveState', '-p', 'SubState', '-p', 'StatusText', '-p', 'WatchdogUSec']);
     if (!/^ActiveState=active$/m.test(unit) || !/^StatusText=serving guestagent\./m.test(unit)) throw new Error(`guestagent.service is not active with the agent's status:\n${unit}`);
