@@ -140,11 +140,12 @@ const VARIANTS: Record<string, (port: number) => Variant> = {
       return `guest PostgreSQL (postgresql@15-main ${unit}, ${datadir}) databases: ${dbs.trim().split('\n').join(', ')}`;
     },
   }),
-  redis: (port) => ({
+  // Trove's default mount point; another one (/srv/redis-vol) tries the agent's drop-in for the unit's ReadWritePaths.
+  redis: (port, mount = '/var/lib/redis') => ({
     manager: 'redis',
     version: '7.0',
     unit: 'redis-server',
-    mountPoint: '/var/lib/redis',
+    mountPoint: mount,
     preBoot(root) {
       // Debian's redis-server.conf binds 6379, the host's: the package's own start at install is not made at all.
       writeFileSync(join(root, 'usr/sbin/policy-rc.d'), '#!/bin/sh\n# real-boot: no service starts from package scripts\nexit 101\n', { mode: 0o755 });
@@ -168,11 +169,11 @@ const VARIANTS: Record<string, (port: number) => Variant> = {
       if (!/WRONGPASS|invalid/.test(wrong)) throw new Error(`a wrong password got in: ${wrong}`);
       const pw = readFileSync(join(root, 'var/lib/guestagent/redis/os_admin.pass'), 'utf8').trim();
       const dir = guest(['/usr/bin/redis-cli', '-s', sock, '--user', 'os_admin', '--pass', pw, '--no-auth-warning', 'CONFIG', 'GET', 'dir']).trim().split('\n')[1];
-      if (dir !== '/var/lib/redis') throw new Error(`the guest's server runs on ${dir}, not the volume's /var/lib/redis`);
+      if (dir !== mount) throw new Error(`the guest's server runs on ${dir}, not the volume's ${mount}`);
       const saved = guest(['/usr/bin/redis-cli', '-s', sock, '--user', 'os_admin', '--pass', pw, '--no-auth-warning', 'SAVE']).trim();
-      if (saved !== 'OK' || !existsSync(join(root, 'var/lib/redis/dump.rdb'))) throw new Error(`the server could not save onto its data directory: ${saved}`);
+      if (saved !== 'OK' || !existsSync(join(root, mount, 'dump.rdb'))) throw new Error(`the server could not save onto its data directory: ${saved}`);
       const unit = guest(['/usr/bin/systemctl', 'is-active', 'redis-server']).trim();
-      return `guest Redis (redis-server ${unit}, dir ${dir}): booted AUTHs and writes app:*, is refused elsewhere; users.acl: ${readFileSync(join(root, 'var/lib/redis/users.acl'), 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ')[1]).join(', ')}`;
+      return `guest Redis (redis-server ${unit}, dir ${dir}): booted AUTHs and writes app:*, is refused elsewhere; users.acl: ${readFileSync(join(root, mount, 'users.acl'), 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ')[1]).join(', ')}`;
     },
   }),
 };
