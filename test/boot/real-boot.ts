@@ -328,6 +328,15 @@ async function main(): Promise<number> {
       return r.stdout + (mayFail ? r.stderr : '');
     };
     step(await v.check(async (method, args) => ok(await c.api(method, args)), guest, root));
+    // Trove's restart: the agent has the distribution's unit restart the server (a new main PID) and reports it healthy again.
+    const mainPid = () => guest(['/usr/bin/systemctl', 'show', '--property', 'MainPID', '--value', v.unit]).trim();
+    const before = mainPid();
+    ok(await caller.api('restart', {}));
+    const mark = conductor.received.length;
+    const after = mainPid();
+    if (after === '0' || after === before) throw new Error(`restart: ${v.unit}'s main PID went from ${before} to ${after}`);
+    await conductor.waitFor((x) => x.method === 'heartbeat' && status(x) === 'healthy', 2 * 60_000, mark);
+    step(`restart: ${v.unit} main PID ${before} -> ${after}, healthy again`);
     console.log(`PASS real boot (${name}) in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     return 0;
   } catch (e) {
