@@ -30,6 +30,9 @@ exec "$here/../runtime/node" --max-semi-space-size=1 "$here/../src/cli-entry.js"
 SH
 chmod 755 "$root/bin/guestagent"
 cat > "$root/src/cli-entry.js" <<'JS'
+// libuv's pool compresses backups (one block per thread): cores + 2, as dist/bin/guestagent.js does.
+const { availableParallelism } = await import('node:os');
+process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, availableParallelism() + 2));
 const { main } = await import('./main.js');
 process.exit(await main(process.argv.slice(2), process.env));
 JS

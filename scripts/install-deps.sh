@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the agent and its test suite need on Debian bookworm, and
 # only what is missing: the real Trove Python code (the test peer), the
-# servers the tests run privately (RabbitMQ, MariaDB, Swift), the backup and
+# servers the tests run privately (RabbitMQ, MariaDB, Swift, Keystone), the backup and
 # volume tools. Service start-up during install is disabled (policy-rc.d):
 # the tests start their own servers on their own ports.
 set -euo pipefail
@@ -13,6 +13,7 @@ PACKAGES=(
   postgresql-15                                 # PostgreSQL datastore (initdb, postgres, pg_basebackup)
   redis-server                                  # Redis datastore
   swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached  # private Swift
+  python3-keystone python3-keystonemiddleware   # private Keystone v3 (library only, no apache) + Swift's authtoken/keystoneauth
   e2fsprogs xfsprogs util-linux rsync           # volume handling
   openssl gzip zstd curl ca-certificates       # zstd: the agent's zstd backup codec
   cloud-init python3-jsonschema systemd         # template schema checks and unit verification

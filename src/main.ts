@@ -31,6 +31,7 @@ import { runCall } from './cli/call.ts';
 import { filesystemStats } from './volume/stats.ts';
 import { createBackupService } from './backup/service.ts';
 import { createGuestLogService } from './guestlog.ts';
+import { createSdNotifier } from './sd-notify.ts';
 
 const GUEST_CONF_DIR = '/etc/trove/conf.d';
 /** In-flight calls get this long after SIGTERM before they are aborted (systemd TimeoutStopSec must exceed FORCE). */
@@ -254,10 +255,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     process.stderr.write(`guestagent: cannot open the log file ${settings.config.logFile}: ${(err as Error).message}\n`);
     return 1;
   }
+  // Under the unit (Type=notify): started only once it consumes RPC; watchdog pings from here on.
+  const notifier = createSdNotifier(env, log);
+  notifier?.status(`connecting to the broker for guestagent.${settings.config.guestId}`);
   let agent: Agent;
   try {
     agent = await runDaemon(settings, log);
+    notifier?.ready(`serving guestagent.${settings.config.guestId}`);
   } catch (err) {
+    notifier?.close();
     log.fatal({ err }, 'guest agent could not start');
     if (err instanceof ConfigError) process.stderr.write(`guestagent: ${err.message}\n`);
     return 1;
@@ -271,6 +277,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         return;
       }
       stopping = true;
+      notifier?.stopping();
       log.info({ signal: sig }, 'stopping');
       const force = setTimeout(() => {
         log.error('shutdown took too long; exiting');
@@ -279,6 +286,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       force.unref();
       void agent.stop().then(() => {
         clearTimeout(force);
+        notifier?.close();
         resolve(0);
       });
     };

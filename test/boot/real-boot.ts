@@ -25,6 +25,8 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../integration/harness/ports.ts';
 import { PythonCaller, PythonConductor, type PeerResult } from '../integration/harness/python-peer.ts';
 import { startRabbitNode } from '../integration/setup/rabbit.ts';
+import { startSwift } from '../integration/setup/swift.ts';
+import { createSwiftClient } from '../../src/backup/swift-client.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CACHE = '/var/cache/guestagent-boot';
@@ -243,6 +245,7 @@ async function main(): Promise<number> {
   const work = mkdtempSync('/var/tmp/ga-boot-');
   const children: ChildProcess[] = [];
   let stopRabbit: (() => Promise<void>) | null = null;
+  let stopSwift: (() => Promise<void>) | null = null;
   let caller: PythonCaller | null = null;
   let conductor: PythonConductor | null = null;
   const machine = `ga-boot-${randomUUID().slice(0, 8)}`;
@@ -250,8 +253,9 @@ async function main(): Promise<number> {
   try {
     const httpPort = await freePort();
     children.push(spawn('/usr/bin/python3', ['-m', 'http.server', '--bind', '127.0.0.1', String(httpPort), '--directory', join(ROOT, 'dist')], { stdio: 'ignore' }));
-    const rabbit = await startRabbitNode();
+    const [rabbit, swift] = await Promise.all([startRabbitNode(), startSwift()]);
     stopRabbit = rabbit.stop;
+    stopSwift = swift.stop;
     const url = rabbit.info.url.replace(/^amqp:/, 'rabbit:');
     const guestId = randomUUID();
     const key = `boot-key-${randomUUID()}`;
@@ -337,6 +341,22 @@ async function main(): Promise<number> {
     if (after === '0' || after === before) throw new Error(`restart: ${v.unit}'s main PID went from ${before} to ${after}`);
     await conductor.waitFor((x) => x.method === 'heartbeat' && status(x) === 'healthy', 2 * 60_000, mark);
     step(`restart: ${v.unit} main PID ${before} -> ${after}, healthy again`);
+    // A backup from the guest, as `trove backup-create` casts it: the datastore's tool against the
+    // distribution's server, streamed into the host's private Swift (the shared network) with the caller's token.
+    const backupId = randomUUID();
+    const context = { auth_token: swift.info.token, service_catalog: [{ type: 'object-store', endpoints: [{ interface: 'public', region_id: 'RegionOne', url: swift.info.storageUrl }] }] };
+    const fromB = conductor.received.length;
+    ok(await c.api('create_backup', { backup_info: { id: backupId, instance_id: guestId, location: null, type: null, checksum: null, datastore: v.manager, datastore_version: v.version } }, { context, notification: true }));
+    const done = await conductor.waitFor((x) => x.method === 'update_backup' && x.kwargs['backup_id'] === backupId && x.kwargs['state'] !== 'BUILDING', 5 * 60_000, fromB);
+    if (done.kwargs['state'] !== 'COMPLETED') throw new Error(`create_backup in the guest ended ${JSON.stringify(done.kwargs)}`);
+    const location = String(done.kwargs['location']);
+    const head = await createSwiftClient({ storageUrl: swift.info.storageUrl, token: swift.info.token }).head('database_backups', location.split('/').at(-1)!);
+    if (head.etag !== done.kwargs['checksum'] || head.contentLength < 100) throw new Error(`the backup in Swift (${head.etag}, ${head.contentLength} B) is not what the guest reported (${String(done.kwargs['checksum'])})`);
+    step(`backup from the guest: ${location.split('/').at(-1)} ${(head.contentLength / 1e6).toFixed(1)} MB in Swift, checksum ${head.etag}`);
+    // The unit is Type=notify: systemd saw READY=1 (else it stays 'activating') and the agent's STATUS.
+    const unit = guest(['systemctl', 'show', 'guestagent.service', '-p', 'ActiveState', '-p', 'SubState', '-p', 'StatusText', '-p', 'WatchdogUSec']);
+    if (!/^ActiveState=active$/m.test(unit) || !/^StatusText=serving guestagent\./m.test(unit)) throw new Error(`guestagent.service is not active with the agent's status:\n${unit}`);
+    step(`guestagent.service: ${unit.trim().split('\n').join(', ')}`);
     console.log(`PASS real boot (${name}) in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     return 0;
   } catch (e) {
@@ -364,6 +384,7 @@ async function main(): Promise<number> {
     for (const ch of children.reverse()) if (ch.exitCode === null) ch.kill('SIGKILL');
     await new Promise((r) => setTimeout(r, 1000));
     await stopRabbit?.().catch(() => {});
+    await stopSwift?.().catch(() => {});
     if (!process.env['GA_BOOT_KEEP']) rmSync(work, { recursive: true, force: true });
   }
 }

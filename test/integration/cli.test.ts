@@ -58,6 +58,56 @@ describe('guestagent command line', () => {
     expect(Date.now() - t).toBeLessThan(30_000);
   });
 
+  it('speaks sd_notify under a Type=notify unit: STATUS while connecting, READY=1, watchdog pings, STOPPING=1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ga-notify-'));
+    const socketPath = join(dir, 'notify.sock');
+    // systemd's end of the protocol: a datagram socket printing what it receives (Node has no AF_UNIX datagrams).
+    const listener = spawn('/usr/bin/python3', ['-u', '-c', `
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print('bound')
+while True:
+    print(json.dumps(s.recv(4096).decode()))
+`, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    onTestFinished(() => void listener.kill('SIGKILL'));
+    const messages: string[] = [];
+    let buffered = '';
+    const bound = new Promise<void>((resolve) =>
+      listener.stdout.on('data', (d: Buffer) => {
+        buffered += d.toString();
+        const lines = buffered.split('\n');
+        buffered = lines.pop()!;
+        for (const l of lines) {
+          if (l === 'bound') resolve();
+          else messages.push(JSON.parse(l) as string);
+        }
+      }),
+    );
+    await bound;
+    const state = mkdtempSync(join(tmpdir(), 'ga-cli-state-'));
+    const child = spawn(NODE, [BIN, '--datastore', 'mysql', '--state-dir', state, '--transport-url', transport, '--log-level', 'warn'], {
+      stdio: ['ignore', 'ignore', 'ignore'],
+      env: { ...process.env, NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: '400000' },
+    });
+    onTestFinished(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    const until = async (what: string, ok: () => boolean) => {
+      for (let i = 0; i < 150 && !ok(); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(ok(), `${what}; got ${JSON.stringify(messages)}`).toBe(true);
+    };
+    await until('READY=1', () => messages.some((m) => m.split('\n').includes('READY=1')));
+    expect(messages[0]).toMatch(/^STATUS=connecting to the broker for guestagent\./);
+    expect(messages.find((m) => m.includes('READY=1'))).toMatch(/STATUS=serving guestagent\.[0-9a-f-]{36}/);
+    const ready = messages.length;
+    await until('watchdog pings every WATCHDOG_USEC/2', () => messages.slice(ready).filter((m) => m === 'WATCHDOG=1').length >= 3);
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    await until('STOPPING=1', () => messages.some((m) => m.startsWith('STOPPING=1')));
+  });
+
   it('writes its log to log_dir as oslo.log would (the SYS guest log), reopened after rotation on SIGHUP, secrets redacted', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ga-cli-log-'));
     const state = join(dir, 'state');

@@ -18,7 +18,7 @@ for group, opts in mopts.list_opts():
 CONF(sys.argv[1:], project='trove', default_config_files=[])
 
 out = {}
-for group in ['DEFAULT', 'oslo_messaging_rabbit', 'mysql', 'mariadb', 'postgresql', 'redis']:
+for group in ['DEFAULT', 'oslo_messaging_rabbit', 'mysql', 'mariadb', 'postgresql', 'redis', 'service_credentials']:
     ns = CONF if group == 'DEFAULT' else CONF.get(group)
     names = CONF._opts if group == 'DEFAULT' else CONF._groups[group]._opts
     values = {}

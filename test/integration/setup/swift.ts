@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { freePort } from '../harness/ports.ts';
+import { startKeystone } from './keystone.ts';
 
 export interface SwiftInfo {
   /** tempauth endpoint, e.g. http://127.0.0.1:PORT/auth/v1.0 */
@@ -115,8 +116,15 @@ export async function swiftAuth(authUrl: string, user: string, key: string): Pro
   return { token, storageUrl };
 }
 
+/** What a second proxy needs to share this Swift's account/container/object servers. */
+export interface SwiftBackend {
+  /** swift_dir: the rings (and the servers' configs). */
+  dir: string;
+  memcachePort: number;
+}
+
 /** Starts a private Swift; `stop` kills its processes and removes its files. */
-export async function startSwift(): Promise<{ info: SwiftInfo; stop: () => Promise<void> }> {
+export async function startSwift(): Promise<{ info: SwiftInfo; backend: SwiftBackend; stop: () => Promise<void> }> {
   for (const bin of ['/usr/bin/swift-proxy-server', '/usr/bin/swift-object-server', '/usr/bin/swift-ring-builder', '/usr/bin/memcached']) {
     if (!existsSync(bin)) throw new Error(`${bin} is missing: ${HINT}`);
   }
@@ -190,15 +198,33 @@ export async function startSwift(): Promise<{ info: SwiftInfo; stop: () => Promi
       if (Date.now() > deadline) throw new Error(`private Swift account not usable: HEAD ${r.status}`);
       await new Promise((res) => setTimeout(res, 200));
     }
-    return { info: { authUrl, storageUrl, token, user, key }, stop };
+    return { info: { authUrl, storageUrl, token, user, key }, backend: { dir, memcachePort: ports.memcache }, stop };
   } catch (e) {
     await stop();
     throw e;
   }
 }
 
+/**
+ * Swift with tempauth (`inject('swift')`), and beside it a private Keystone
+ * with a second, Keystone-authenticated proxy on the same servers
+ * (`inject('keystone')`, setup/keystone.ts). Keystone's slow keystone-manage
+ * steps run while Swift starts.
+ */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const { info, stop } = await startSwift();
+  const swift = startSwift();
+  let keystone: Awaited<ReturnType<typeof startKeystone>>;
+  try {
+    keystone = await startKeystone(swift.then((s) => s.backend));
+  } catch (e) {
+    await swift.then((s) => s.stop(), () => {});
+    throw e;
+  }
+  const { info, stop } = await swift;
   project.provide('swift', info);
-  return stop;
+  project.provide('keystone', keystone.info);
+  return async () => {
+    await keystone.stop();
+    await stop();
+  };
 }

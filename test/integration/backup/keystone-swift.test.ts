@@ -1,0 +1,153 @@
+/**
+ * The agent finding Swift through a real Keystone v3 (test/integration/setup/
+ * keystone.ts: Debian's Keystone, and a Swift proxy with keystonemiddleware's
+ * authtoken + keystoneauth): Trove 18's way with the caller's token (POST
+ * /v3/auth/tokens with the token method scoped to the project, object-store
+ * from the returned catalog), and the agent's own application credential.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { createBackupService, type CallerContext } from '../../../src/backup/service.ts';
+import type { KeystoneOptions } from '../../../src/config/load.ts';
+import type { BackupInfo, Datastore, OpContext } from '../../../src/datastore.ts';
+import { GuestError, KeystoneError } from '../../../src/errors.ts';
+
+const ks = inject('keystone');
+const MiB = 1024 * 1024;
+const log = pino({ level: 'silent' });
+const ctx = (): OpContext => ({ log, signal: new AbortController().signal });
+const tmp = mkdtempSync(join(tmpdir(), 'ga-ksbak-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+// 3 MB of random bytes: gzip cannot shrink them, so a 1 MiB segment size makes an SLO of 3 segments.
+const source = join(tmp, 'source.bin');
+writeFileSync(source, randomBytes(3_000_000));
+
+/** Just enough of a datastore for create_backup: its backup plan. */
+const datastore = {
+  name: 'mariadb',
+  mountPoint: tmp,
+  backup: {
+    plan: async () => ({
+      producer: { file: '/usr/bin/cat', args: [source] },
+      extension: 'xbstream.gz',
+      compress: true,
+      metadata: () => ({ lsn: '42' }),
+      cleanup: async () => {},
+    }),
+  },
+} as unknown as Datastore;
+
+function service(keystone: KeystoneOptions, container: string) {
+  const updates: Record<string, unknown>[] = [];
+  const svc = createBackupService({
+    datastore,
+    updateBackup: async (_id, fields) => {
+      updates.push({ ...fields });
+    },
+    usedGb: async () => 0.01,
+    container,
+    segmentMaxSize: MiB,
+    swiftUrl: null,
+    keystone,
+    datastoreVersion: '10.11',
+    encryptionKey: null,
+    compression: 'gzip',
+  });
+  return { svc, updates };
+}
+
+const swiftAt = (url: string, token: string, init: RequestInit = {}) =>
+  fetch(url, { ...init, headers: { 'X-Auth-Token': token, ...(init.headers as Record<string, string> | undefined) } });
+
+/** Backs up with the service, checks where it landed, restores it with the service's fetcher and compares bytes. */
+async function backupAndRestore(svc: ReturnType<typeof service>['svc'], updates: Record<string, unknown>[], container: string, request: CallerContext): Promise<void> {
+  const info: BackupInfo = { id: randomUUID(), datastore: 'mariadb', datastoreVersion: '10.11' };
+  await svc.create(info, request, ctx());
+  const last = updates.at(-1)!;
+  expect(last['state']).toBe('COMPLETED');
+  const location = `${ks.storageUrl}/${container}/${info.id}.xbstream.gz`;
+  expect(last['location']).toBe(location);
+  // In the project's account, as the user sees it.
+  const head = await swiftAt(location, ks.userToken, { method: 'HEAD' });
+  expect(head.status).toBe(200);
+  expect(head.headers.get('x-static-large-object')).toBe('True');
+  expect(head.headers.get('etag')?.replaceAll('"', '')).toBe(last['checksum']);
+  expect(head.headers.get('x-object-meta-lsn')).toBe('42');
+  const out = join(tmp, `${info.id}.restored`);
+  const fetcher = svc.fetcher(request, { ...info, location, checksum: String(last['checksum']) });
+  expect(await fetcher.metadata(location, ctx())).toMatchObject({ datastore: 'mariadb', lsn: '42' });
+  await fetcher.restoreInto(location, String(last['checksum']), { file: '/usr/bin/dd', args: [`of=${out}`, 'bs=1M', 'status=none'] }, ctx());
+  expect(readFileSync(out).equals(readFileSync(source))).toBe(true);
+}
+
+describe('private Keystone + Keystone-authenticated Swift (the harness)', () => {
+  it("the user's token stores and reads an object in the project's account; a wrong token gets 401", async () => {
+    expect(ks.storageUrl).toBe(`${new URL(ks.storageUrl).origin}/v1/AUTH_${ks.projectId}`);
+    const container = `harness_${randomUUID().slice(0, 8)}`;
+    expect((await swiftAt(`${ks.storageUrl}/${container}`, ks.userToken, { method: 'PUT' })).status).toBe(201);
+    const put = await swiftAt(`${ks.storageUrl}/${container}/hello.txt`, ks.userToken, { method: 'PUT', body: 'hello keystone', headers: { 'Content-Type': 'text/plain' } });
+    expect(put.status).toBe(201);
+    const got = await swiftAt(`${ks.storageUrl}/${container}/hello.txt`, ks.userToken);
+    expect(got.status).toBe(200);
+    expect(await got.text()).toBe('hello keystone');
+    const bad = await swiftAt(`${ks.storageUrl}/${container}/hello.txt`, `gAAAAA${randomBytes(40).toString('base64url')}`);
+    expect(bad.status).toBe(401);
+    await bad.arrayBuffer();
+    const none = await fetch(`${ks.storageUrl}/${container}/hello.txt`);
+    expect(none.status).toBe(401);
+    await none.arrayBuffer();
+  });
+});
+
+describe('the backup service finds Swift through Keystone', () => {
+  it("Trove 18's way: the caller's token scoped to its project, object-store from Keystone's catalog (no catalog, no swift_url sent)", async () => {
+    const container = `bk_token_${randomUUID().slice(0, 8)}`;
+    const { svc, updates } = service({ authUrl: ks.authUrl, regionName: 'RegionOne', applicationCredential: null }, container);
+    await backupAndRestore(svc, updates, container, { auth_token: ks.userToken, project_id: ks.projectId });
+    expect(updates[0]).toMatchObject({ state: 'BUILDING', backup_type: 'full' });
+  });
+
+  it("a token Keystone does not know fails the backup with Keystone's answer, and the token is not in the message", async () => {
+    const container = `bk_badtoken_${randomUUID().slice(0, 8)}`;
+    const { svc, updates } = service({ authUrl: ks.authUrl, regionName: 'RegionOne', applicationCredential: null }, container);
+    const bogus = `gAAAAA${randomBytes(40).toString('base64url')}`;
+    const err = await svc.create({ id: randomUUID() }, { auth_token: bogus, project_id: ks.projectId }, ctx()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GuestError);
+    expect((err as GuestError).cause).toBeInstanceOf(KeystoneError);
+    // Keystone 22 answers an unknown fernet token with 404 "Could not recognize Fernet token" (401 for a bad password).
+    expect((err as Error).message).toMatch(new RegExp(`refused the caller's token for project ${ks.projectId}: 40[14] `));
+    expect((err as Error).message).not.toContain(bogus);
+    expect(updates.at(-1)).toMatchObject({ state: 'FAILED', success: false });
+  });
+
+  it("the agent's application credential: its own token and catalog, with a request carrying no token", async () => {
+    const container = `bk_appcred_${randomUUID().slice(0, 8)}`;
+    const { svc, updates } = service({ authUrl: ks.authUrl, regionName: 'RegionOne', applicationCredential: { id: ks.appCredId, secret: ks.appCredSecret } }, container);
+    await backupAndRestore(svc, updates, container, {});
+  });
+
+  it('a wrong application credential secret fails the backup with a KeystoneError that does not contain the secret', async () => {
+    const container = `bk_badcred_${randomUUID().slice(0, 8)}`;
+    const secret = `wrong-${randomBytes(16).toString('hex')}`;
+    const { svc, updates } = service({ authUrl: ks.authUrl, regionName: 'RegionOne', applicationCredential: { id: ks.appCredId, secret } }, container);
+    const err = await svc.create({ id: randomUUID() }, {}, ctx()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GuestError);
+    const cause = (err as GuestError).cause;
+    expect(cause).toBeInstanceOf(KeystoneError);
+    for (const m of [(err as Error).message, (cause as Error).message]) {
+      expect(m).toContain(`application credential ${ks.appCredId}: 401`);
+      expect(m).not.toContain(secret);
+      expect(m).not.toContain(ks.appCredSecret);
+    }
+    expect(updates.at(-1)).toMatchObject({ state: 'FAILED', success: false });
+    // Nothing was stored in the project for it.
+    const list = await swiftAt(`${ks.storageUrl}/${container}`, ks.userToken);
+    expect(list.status).toBe(404);
+    await list.arrayBuffer();
+  });
+});
