@@ -16,7 +16,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Admin, BackupFetcher, Root, Datastore, DatastoreOptions, OpContext, Page, PageRequest, PrepareRequest, ServiceStatus, User } from '../../src/datastore.ts';
 import { BadRequestError, GuestError, InvalidValueError, OperationNotSupportedError, UserNotFoundError } from '../../src/errors.ts';
 import { createProcessRunner } from '../../src/service/process.ts';
@@ -26,6 +26,10 @@ import { exec } from '../../src/process/exec.ts';
 import { connectResp, RedisError, type Reply, type RespClient } from './resp.ts';
 
 export const DEFAULT_PROCESS_PORT = 16379;
+/** Where Debian's redis-server.service (ProtectSystem=strict) lets the server write data: its ReadWritePaths. */
+const DEBIAN_DATA_DIR = '/var/lib/redis';
+/** The agent's drop-in for that unit when the data directory is elsewhere. */
+const UNIT_DROP_IN = '/etc/systemd/system/redis-server.service.d/guestagent-data-dir.conf';
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const RESERVED_USERS = ['os_admin', 'default'];
 
@@ -137,6 +141,33 @@ export function createRedisDatastore(opts: DatastoreOptions): Datastore {
     if (runnerKind !== 'systemd') return;
     await exec('/usr/bin/chown', ['redis:redis', confFile, overridesFile, aclFile], { signal: ctx.signal });
     await exec('/usr/bin/chown', ['-R', 'redis:redis', dataDir], { signal: ctx.signal });
+  }
+
+  /**
+   * Debian's unit mounts everything read-only for the server (ProtectSystem=strict) except
+   * /var/lib/redis, /var/log/redis, /run/redis and /etc/redis: with the data directory on another
+   * mount point every SAVE, BGSAVE and ACL SAVE failed with "Read-only file system" (found by the
+   * real boot with mount_point /srv/redis-vol). A drop-in adds the data directory; it goes again
+   * once the data directory is back under /var/lib/redis.
+   */
+  async function letUnitWriteDataDir(ctx: OpContext): Promise<void> {
+    if (runnerKind !== 'systemd') return;
+    const covered = dataDir === DEBIAN_DATA_DIR || dataDir.startsWith(`${DEBIAN_DATA_DIR}/`);
+    // A unit file's path value takes no quoting here: plain characters only (no spaces, no % specifiers).
+    if (!covered && !/^\/[A-Za-z0-9_.\/-]+$/.test(dataDir)) throw new GuestError(`the data directory ${dataDir} has characters a systemd drop-in cannot carry safely`);
+    const want = covered ? null : `# Written by guestagent: the data directory on the instance's volume is writable by redis-server.\n[Service]\nReadWritePaths=${dataDir}\n`;
+    const have = existsSync(UNIT_DROP_IN) ? readFileSync(UNIT_DROP_IN, 'utf8') : null;
+    if (want === have) return;
+    if (want === null) {
+      rmSync(UNIT_DROP_IN, { force: true });
+    } else {
+      // 0644 as unit files are, whatever the agent's UMask=0077.
+      mkdirSync(dirname(UNIT_DROP_IN), { recursive: true });
+      chmodSync(dirname(UNIT_DROP_IN), 0o755);
+      writeFileSync(UNIT_DROP_IN, want);
+      chmodSync(UNIT_DROP_IN, 0o644);
+    }
+    await exec('systemctl', ['daemon-reload'], { signal: ctx.signal, log: ctx.log });
   }
 
   /** A new os_admin password, written into the ACL file in place of the old one (other users stay). */
@@ -388,6 +419,7 @@ export function createRedisDatastore(opts: DatastoreOptions): Datastore {
         if (req.overrides) writeOverrides(req.overrides);
         await secure();
         await giveToRedis(ctx);
+        await letUnitWriteDataDir(ctx);
         if (req.backupInfo && fetcher) {
           if (!req.backupInfo.location) throw new GuestError('backup_info has no location to restore from');
           rmSync(join(dataDir, 'dump.rdb'), { force: true });
@@ -416,6 +448,7 @@ export function createRedisDatastore(opts: DatastoreOptions): Datastore {
         // The admin password left with the old root disk; Trove's users stay in the volume's ACL file.
         newAdminPassword();
         await giveToRedis(ctx);
+        await letUnitWriteDataDir(ctx);
         await runner.start(ctx);
         ctx.log.info({ data_dir: dataDir }, 'server back on the rebuilt guest with its data');
       },

@@ -1,22 +1,25 @@
 /**
  * A real boot, end to end (issue 7): a Debian bookworm guest root built with
  * debootstrap (cached under /var/cache/guestagent-boot), our cloud-init
- * template for the datastore (mariadb by default, or postgresql / redis:
- * `npm run test:boot -- postgresql`) plus what Trove 18's prepare_cloud_config appends (the
- * injected guest_info.conf and trove-guestagent.conf) as a NoCloud seed,
- * booted with systemd as PID 1 under systemd-nspawn on the host's network.
- * cloud-init installs MariaDB and the agent's release tarball (served from
- * the host) and starts the unit; on the host, a private RabbitMQ, Trove's
+ * template for the datastore (mariadb by default, or mysql on MariaDB's
+ * packages, postgresql, redis: `npm run test:boot -- postgresql`) plus what
+ * Trove 18's prepare_cloud_config appends (the injected guest_info.conf and
+ * trove-guestagent.conf) as a NoCloud seed, booted with systemd as PID 1
+ * under systemd-nspawn on the host's network. cloud-init installs the
+ * datastore's packages and the agent's release tarball (served from the
+ * host) and starts the unit; on the host, a private RabbitMQ, Trove's
  * Python conductor and Trove's Python guest API client then see: the agent
  * answer, prepare reach `healthy`, and create_database (create_user for
  * Redis) land in the guest's server, on the mount point's data directory.
- * The guest shares the host's network: its server listens on a port of its
- * own (2xxxx), never on the host's 3306 / 5432 / 6379. Not part of `npm test` (it needs minutes and Debian's mirrors):
- * `npm run test:boot`. Root only. Prints PASS or FAIL and the duration.
+ * The guest shares the host's network: its server listens on 127.0.0.1 at a
+ * port of its own (20000-29999, free at the start), never on the host's
+ * 3306 / 5432 / 6379. Not part of `npm test` (it needs minutes and Debian's
+ * mirrors): `npm run test:boot`. Root only. Prints PASS or FAIL and the duration.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../integration/harness/ports.ts';
@@ -48,23 +51,38 @@ interface Variant {
   restored(guest: (cmd: string[], mayFail?: boolean) => string, root: string): Promise<string>;
 }
 
-/** The guest's servers listen beside the host's own 3306 / 5432 / 6379 on the shared network. */
-const MARIADB_PORT = 23306;
-const PG_PORT = 25432;
-const REDIS_PORT = 26379;
+/**
+ * The guest shares the host's network: its server listens on 127.0.0.1 at a port of its own, drawn
+ * from 20000-29999 (never the host's 3306 / 5432 / 6379) and free when the run starts, so that runs
+ * of this test side by side (from another worktree, say) do not meet on one port.
+ */
+async function guestPort(): Promise<number> {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+  for (let i = 0; i < 50; i++) {
+    const port = 20000 + Math.floor(Math.random() * 10000);
+    if (await free(port)) return port;
+  }
+  throw new Error('no free port in 20000-29999 for the guest');
+}
 
-const VARIANTS: Record<string, Variant> = {
-  mariadb: {
-    manager: 'mariadb',
+/** MariaDB's server, under Trove's mariadb manager or its mysql one (cloudinit/mysql.cloudinit installs MariaDB's packages). */
+function mariadbVariant(manager: 'mariadb' | 'mysql', port: number): Variant {
+  return {
+    manager,
     version: '10.11',
     unit: 'mariadb',
     mountPoint: '/var/lib/mysql',
     preBoot(root) {
       // The package's own start of MariaDB must not collide with the host's 3306.
       mkdirSync(join(root, 'etc/mysql/mariadb.conf.d'), { recursive: true });
-      writeFileSync(join(root, 'etc/mysql/mariadb.conf.d/99-boot-port.cnf'), `[mysqld]\nport = ${MARIADB_PORT}\nbind-address = 127.0.0.1\n`);
+      writeFileSync(join(root, 'etc/mysql/mariadb.conf.d/99-boot-port.cnf'), `[mysqld]\nport = ${port}\nbind-address = 127.0.0.1\n`);
     },
-    prepare: { databases: [{ _name: 'fromprepare' }], users: [], config_contents: `[mysqld]\nport = ${MARIADB_PORT}\nbind-address = 127.0.0.1\nmax_connections = 50\n` },
+    prepare: { databases: [{ _name: 'fromprepare' }], users: [], config_contents: `[mysqld]\nport = ${port}\nbind-address = 127.0.0.1\nmax_connections = 50\n` },
     async check(api, guest) {
       await api('create_database', { databases: [{ _name: 'booted', _character_set: 'utf8mb4', _collate: 'utf8mb4_general_ci' }] });
       // Seen from inside the guest: its own mariadb client over its own socket, in its namespaces.
@@ -75,7 +93,8 @@ const VARIANTS: Record<string, Variant> = {
       const datadir = guest(['/usr/bin/mariadb', '-N', '-e', 'SELECT @@datadir']).trim();
       if (datadir.replace(/\/$/, '') !== '/var/lib/mysql/data') throw new Error(`the guest's server runs on ${datadir}, not the volume's /var/lib/mysql/data`);
       if (!dbs.split('\n').includes('fromprepare')) throw new Error('the database prepare created is missing');
-      return `guest MariaDB databases: ${dbs.trim().split('\n').join(', ')}`;
+      const listening = guest(['/usr/bin/mariadb', '-N', '-e', 'SELECT @@port']).trim();
+      return `guest MariaDB (${manager} manager, port ${listening}) databases: ${dbs.trim().split('\n').join(', ')}`;
     },
     wipe: 'rm -rf /var/lib/mysql/data',
     async restored(guest) {
@@ -83,8 +102,13 @@ const VARIANTS: Record<string, Variant> = {
       if (!dbs.includes('booted') || !dbs.includes('fromprepare')) throw new Error(`the restored server lacks the backed-up databases: ${dbs.join(', ')}`);
       return `restored MariaDB databases: ${dbs.filter(Boolean).join(', ')}`;
     },
-  },
-  postgresql: {
+  };
+}
+
+const VARIANTS: Record<string, (port: number) => Variant> = {
+  mariadb: (port) => mariadbVariant('mariadb', port),
+  mysql: (port) => mariadbVariant('mysql', port),
+  postgresql: (port) => ({
     manager: 'postgresql',
     version: '15',
     unit: 'postgresql@15-main',
@@ -93,7 +117,7 @@ const VARIANTS: Record<string, Variant> = {
       // pg_createcluster copies createcluster.conf settings into the package's cluster: its own start stays off the host's 5432
       // (it listens on localhost by default; a quoted value here would reach postgresql.conf unquoted).
       mkdirSync(join(root, 'etc/postgresql-common/createcluster.d'), { recursive: true });
-      writeFileSync(join(root, 'etc/postgresql-common/createcluster.d/99-boot-port.conf'), `port = ${PG_PORT}\n`);
+      writeFileSync(join(root, 'etc/postgresql-common/createcluster.d/99-boot-port.conf'), `port = ${port}\n`);
     },
     prepare: {
       databases: [{ _name: 'fromprepare' }],
@@ -102,7 +126,7 @@ const VARIANTS: Record<string, Variant> = {
       // adapts it to PostgreSQL 15 (wal_keep_size for the removed wal_keep_segments) and to this
       // image (C.UTF-8 is its one locale), on the guest's own port and on loopback only.
       config_contents: [
-        `listen_addresses = '127.0.0.1'`, `port = ${PG_PORT}`, 'max_connections = 100', 'shared_buffers = 102MB', 'max_stack_depth = 7MB',
+        `listen_addresses = '127.0.0.1'`, `port = ${port}`, 'max_connections = 100', 'shared_buffers = 102MB', 'max_stack_depth = 7MB',
         'dynamic_shared_memory_type = posix', 'wal_level = replica', 'wal_log_hints = on', 'max_wal_size = 1GB', 'min_wal_size = 80MB', 'archive_mode = on',
         `archive_command = 'test ! -f /var/lib/postgresql/data/wal_archive/%f && cp %p /var/lib/postgresql/data/wal_archive/%f'`,
         `restore_command = 'cp /var/lib/postgresql/data/wal_archive/%f "%p"'`, 'wal_keep_size = 80MB', 'effective_cache_size = 512MB',
@@ -116,7 +140,7 @@ const VARIANTS: Record<string, Variant> = {
       // Inside the guest, as its postgres system user, with the agent's os_admin over the guest's own socket.
       const pw = readFileSync(join(root, 'var/lib/guestagent/postgresql/os_admin.pass'), 'utf8').trim();
       const psql = (sql: string) =>
-        guest(['/usr/sbin/runuser', '-u', 'postgres', '--', '/usr/bin/env', `PGPASSWORD=${pw}`, '/usr/bin/psql', '-h', '/var/run/postgresql', '-p', String(PG_PORT), '-U', 'os_admin', '-d', 'postgres', '-Atc', sql]);
+        guest(['/usr/sbin/runuser', '-u', 'postgres', '--', '/usr/bin/env', `PGPASSWORD=${pw}`, '/usr/bin/psql', '-h', '/var/run/postgresql', '-p', String(port), '-U', 'os_admin', '-d', 'postgres', '-Atc', sql]);
       const dbs = await until('booted in pg_database', 60_000, async () => {
         const out = psql('SELECT datname FROM pg_database ORDER BY 1');
         return out.split('\n').includes('booted') ? out : null;
@@ -130,16 +154,17 @@ const VARIANTS: Record<string, Variant> = {
     wipe: 'rm -rf /var/lib/postgresql/data /var/lib/postgresql/wal_archive',
     async restored(guest, root) {
       const pw = readFileSync(join(root, 'var/lib/guestagent/postgresql/os_admin.pass'), 'utf8').trim();
-      const dbs = guest(['/usr/sbin/runuser', '-u', 'postgres', '--', '/usr/bin/env', `PGPASSWORD=${pw}`, '/usr/bin/psql', '-h', '/var/run/postgresql', '-p', String(PG_PORT), '-U', 'os_admin', '-d', 'postgres', '-Atc', 'SELECT datname FROM pg_database ORDER BY 1']).split('\n');
+      const dbs = guest(['/usr/sbin/runuser', '-u', 'postgres', '--', '/usr/bin/env', `PGPASSWORD=${pw}`, '/usr/bin/psql', '-h', '/var/run/postgresql', '-p', String(port), '-U', 'os_admin', '-d', 'postgres', '-Atc', 'SELECT datname FROM pg_database ORDER BY 1']).split('\n');
       if (!dbs.includes('booted') || !dbs.includes('fromprepare')) throw new Error(`the restored server lacks the backed-up databases: ${dbs.join(', ')}`);
       return `restored PostgreSQL databases (new os_admin password): ${dbs.filter(Boolean).join(', ')}`;
     },
-  },
-  redis: {
+  }),
+  // Trove's default mount point; another one (/srv/redis-vol) tries the agent's drop-in for the unit's ReadWritePaths.
+  redis: (port, mount = '/var/lib/redis') => ({
     manager: 'redis',
     version: '7.0',
     unit: 'redis-server',
-    mountPoint: '/var/lib/redis',
+    mountPoint: mount,
     preBoot(root) {
       // Debian's redis-server.conf binds 6379, the host's: the package's own start at install is not made at all.
       writeFileSync(join(root, 'usr/sbin/policy-rc.d'), '#!/bin/sh\n# real-boot: no service starts from package scripts\nexit 101\n', { mode: 0o755 });
@@ -149,13 +174,13 @@ const VARIANTS: Record<string, Variant> = {
       users: [],
       // Trove 18's templates/redis/config.template as is, on the guest's own port and on loopback only.
       config_contents: readFileSync('/usr/lib/python3/dist-packages/trove/templates/redis/config.template', 'utf8')
-        .replace(/^port 6379$/m, `port ${REDIS_PORT}\nbind 127.0.0.1`),
+        .replace(/^port 6379$/m, `port ${port}\nbind 127.0.0.1`),
     },
     async check(api, guest, root) {
       await api('create_user', { users: [{ _name: 'booted', _password: 'B00ted-pw', _databases: [{ _name: 'app' }] }] });
       const sock = '/run/redis/redis-server.sock';
       // Inside the guest, Trove's user authenticates with the guest's own redis-cli, over TCP on the guest's port and over its socket.
-      const tcp = guest(['/usr/bin/redis-cli', '-h', '127.0.0.1', '-p', String(REDIS_PORT), '--user', 'booted', '--pass', 'B00ted-pw', '--no-auth-warning', 'SET', 'app:k', 'v']).trim();
+      const tcp = guest(['/usr/bin/redis-cli', '-h', '127.0.0.1', '-p', String(port), '--user', 'booted', '--pass', 'B00ted-pw', '--no-auth-warning', 'SET', 'app:k', 'v']).trim();
       if (tcp !== 'OK') throw new Error(`booted could not write its namespace over TCP: ${tcp}`);
       const denied = guest(['/usr/bin/redis-cli', '-s', sock, '--user', 'booted', '--pass', 'B00ted-pw', '--no-auth-warning', 'SET', 'other:k', 'v'], true).trim();
       if (!/NOPERM/.test(denied)) throw new Error(`booted wrote outside its namespace: ${denied}`);
@@ -163,20 +188,20 @@ const VARIANTS: Record<string, Variant> = {
       if (!/WRONGPASS|invalid/.test(wrong)) throw new Error(`a wrong password got in: ${wrong}`);
       const pw = readFileSync(join(root, 'var/lib/guestagent/redis/os_admin.pass'), 'utf8').trim();
       const dir = guest(['/usr/bin/redis-cli', '-s', sock, '--user', 'os_admin', '--pass', pw, '--no-auth-warning', 'CONFIG', 'GET', 'dir']).trim().split('\n')[1];
-      if (dir !== '/var/lib/redis') throw new Error(`the guest's server runs on ${dir}, not the volume's /var/lib/redis`);
+      if (dir !== mount) throw new Error(`the guest's server runs on ${dir}, not the volume's ${mount}`);
       const saved = guest(['/usr/bin/redis-cli', '-s', sock, '--user', 'os_admin', '--pass', pw, '--no-auth-warning', 'SAVE']).trim();
-      if (saved !== 'OK' || !existsSync(join(root, 'var/lib/redis/dump.rdb'))) throw new Error(`the server could not save onto its data directory: ${saved}`);
+      if (saved !== 'OK' || !existsSync(join(root, mount, 'dump.rdb'))) throw new Error(`the server could not save onto its data directory: ${saved}`);
       const unit = guest(['/usr/bin/systemctl', 'is-active', 'redis-server']).trim();
-      return `guest Redis (redis-server ${unit}, dir ${dir}): booted AUTHs and writes app:*, is refused elsewhere; users.acl: ${readFileSync(join(root, 'var/lib/redis/users.acl'), 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ')[1]).join(', ')}`;
+      return `guest Redis (redis-server ${unit}, dir ${dir}): booted AUTHs and writes app:*, is refused elsewhere; users.acl: ${readFileSync(join(root, mount, 'users.acl'), 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ')[1]).join(', ')}`;
     },
-    wipe: 'rm -rf /var/lib/redis/*',
+    wipe: `rm -rf ${mount}/*`,
     async restored(guest, root) {
       const pw = readFileSync(join(root, 'var/lib/guestagent/redis/os_admin.pass'), 'utf8').trim();
       const v = guest(['/usr/bin/redis-cli', '-s', '/run/redis/redis-server.sock', '--user', 'os_admin', '--pass', pw, '--no-auth-warning', 'GET', 'app:k']).trim();
       if (v !== 'v') throw new Error(`the restored server does not hold app:k = v: ${v}`);
       return 'restored Redis: app:k = v (the RDB put in place before the server started)';
     },
-  },
+  }),
 };
 
 const t0 = Date.now();
@@ -227,12 +252,14 @@ function userData(template: string, files: Record<string, string>): string {
 
 async function main(): Promise<number> {
   const name = process.argv[2] ?? 'mariadb';
-  const v = VARIANTS[name];
-  if (!v) throw new Error(`unknown datastore ${name}: one of ${Object.keys(VARIANTS).join(', ')}`);
+  const variant = VARIANTS[name];
+  if (!variant) throw new Error(`unknown datastore ${name}: one of ${Object.keys(VARIANTS).join(', ')}`);
   if (process.getuid?.() !== 0) throw new Error('run as root (debootstrap, systemd-nspawn)');
   for (const bin of ['/usr/sbin/debootstrap', '/usr/bin/systemd-nspawn']) {
     if (!existsSync(bin)) throw new Error(`${bin} missing: apt-get install -y debootstrap systemd-container`);
   }
+  const guestServerPort = await guestPort();
+  const v = variant(guestServerPort);
   const rootfs = guestRootfs();
   step('building the release tarball');
   sh(join(ROOT, 'scripts/build-release.sh'), [], { cwd: ROOT });
@@ -258,7 +285,7 @@ async function main(): Promise<number> {
     const key = `boot-key-${randomUUID()}`;
     const queue = `trove-conductor-${guestId}`;
     conductor = await PythonConductor.start({ url: rabbit.info.url, keys: { [guestId]: key }, queue });
-    step(`private RabbitMQ on ${rabbit.info.port}, release served on ${httpPort}, guest ${guestId}`);
+    step(`private RabbitMQ on ${rabbit.info.port}, release served on ${httpPort}, guest ${guestId}, its ${name} on 127.0.0.1:${guestServerPort}`);
 
     // The guest: a copy of the cached root with the NoCloud seed Trove's user data would be.
     const root = join(work, 'root');
@@ -329,6 +356,15 @@ async function main(): Promise<number> {
       return r.stdout + (mayFail ? r.stderr : '');
     };
     step(await v.check(async (method, args) => ok(await c.api(method, args)), guest, root));
+    // Trove's restart: the agent has the distribution's unit restart the server (a new main PID) and reports it healthy again.
+    const mainPid = () => guest(['/usr/bin/systemctl', 'show', '--property', 'MainPID', '--value', v.unit]).trim();
+    const before = mainPid();
+    ok(await caller.api('restart', {}));
+    const mark = conductor.received.length;
+    const after = mainPid();
+    if (after === '0' || after === before) throw new Error(`restart: ${v.unit}'s main PID went from ${before} to ${after}`);
+    await conductor.waitFor((x) => x.method === 'heartbeat' && status(x) === 'healthy', 2 * 60_000, mark);
+    step(`restart: ${v.unit} main PID ${before} -> ${after}, healthy again`);
     // A backup from the guest, as `trove backup-create` casts it: the datastore's tool against the
     // distribution's server, streamed into the host's private Swift (the shared network) with the caller's token.
     const backupId = randomUUID();
