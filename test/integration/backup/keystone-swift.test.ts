@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createBackupService, type CallerContext } from '../../../src/backup/service.ts';
 import type { KeystoneOptions } from '../../../src/config/load.ts';
 import type { BackupInfo, Datastore, OpContext } from '../../../src/datastore.ts';
@@ -85,22 +85,83 @@ async function backupAndRestore(svc: ReturnType<typeof service>['svc'], updates:
   expect(readFileSync(out).equals(readFileSync(source))).toBe(true);
 }
 
+/** POST {authUrl}/auth/tokens: the status, the token and its catalog's public object-store URL in RegionOne. */
+async function keystoneToken(auth: unknown): Promise<{ status: number; token: string | null; objectStore: string | undefined; projectId: string | undefined }> {
+  const res = await fetch(`${ks.authUrl}/auth/tokens`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ auth }) });
+  const body = (await res.json()) as { token?: { project?: { id: string }; catalog?: { type: string; endpoints: { interface: string; region_id: string; url: string }[] }[] } };
+  const objectStore = body.token?.catalog
+    ?.find((s) => s.type === 'object-store')
+    ?.endpoints.find((e) => e.interface === 'public' && e.region_id === 'RegionOne')?.url;
+  return { status: res.status, token: res.headers.get('x-subject-token'), objectStore, projectId: body.token?.project?.id };
+}
+
 describe('private Keystone + Keystone-authenticated Swift (the harness)', () => {
-  it("the user's token stores and reads an object in the project's account; a wrong token gets 401", async () => {
-    expect(ks.storageUrl).toBe(`${new URL(ks.storageUrl).origin}/v1/AUTH_${ks.projectId}`);
-    const container = `harness_${randomUUID().slice(0, 8)}`;
+  const container = `harness_${randomUUID().slice(0, 8)}`;
+  const object = `${ks.storageUrl}/${container}/hello.txt`;
+  beforeAll(async () => {
     expect((await swiftAt(`${ks.storageUrl}/${container}`, ks.userToken, { method: 'PUT' })).status).toBe(201);
-    const put = await swiftAt(`${ks.storageUrl}/${container}/hello.txt`, ks.userToken, { method: 'PUT', body: 'hello keystone', headers: { 'Content-Type': 'text/plain' } });
+    const put = await swiftAt(object, ks.userToken, { method: 'PUT', body: 'hello keystone', headers: { 'Content-Type': 'text/plain' } });
     expect(put.status).toBe(201);
-    const got = await swiftAt(`${ks.storageUrl}/${container}/hello.txt`, ks.userToken);
+  });
+
+  it("the user's token stores and reads an object in the project's account; a wrong token or none gets 401", async () => {
+    expect(ks.storageUrl).toBe(`${new URL(ks.storageUrl).origin}/v1/AUTH_${ks.projectId}`);
+    const got = await swiftAt(object, ks.userToken);
     expect(got.status).toBe(200);
     expect(await got.text()).toBe('hello keystone');
-    const bad = await swiftAt(`${ks.storageUrl}/${container}/hello.txt`, `gAAAAA${randomBytes(40).toString('base64url')}`);
+    const bad = await swiftAt(object, `gAAAAA${randomBytes(40).toString('base64url')}`);
     expect(bad.status).toBe(401);
     await bad.arrayBuffer();
-    const none = await fetch(`${ks.storageUrl}/${container}/hello.txt`);
+    const none = await fetch(object);
     expect(none.status).toBe(401);
     await none.arrayBuffer();
+  });
+
+  it("Trove 18's lookup by hand: the token method scoped to the project id gives a catalog whose object-store is the storage URL", async () => {
+    const r = await keystoneToken({ identity: { methods: ['token'], token: { id: ks.userToken } }, scope: { project: { id: ks.projectId } } });
+    expect(r.status).toBe(201);
+    expect(r.objectStore).toBe(ks.storageUrl);
+    const got = await swiftAt(object, r.token!);
+    expect(got.status).toBe(200);
+    expect(await got.text()).toBe('hello keystone');
+  });
+
+  it("an application credential gets a token whose catalog has the object-store endpoint, and it reads the object; a wrong secret gets 401", async () => {
+    const r = await keystoneToken({ identity: { methods: ['application_credential'], application_credential: { id: ks.appCredId, secret: ks.appCredSecret } } });
+    expect(r.status).toBe(201);
+    expect(r.projectId).toBe(ks.projectId);
+    expect(r.token).toBeTruthy();
+    expect(r.token).not.toBe(ks.userToken);
+    expect(r.objectStore).toBe(ks.storageUrl);
+    const got = await swiftAt(r.objectStore!.concat(`/${container}/hello.txt`), r.token!);
+    expect(got.status).toBe(200);
+    expect(await got.text()).toBe('hello keystone');
+    // One character off. (Keystone 22 hashes the secret with bcrypt, which reads only its first 72 bytes: the
+    // 86-character secret with a character appended, or changed past the 72nd, is still accepted.)
+    const off = (i: number) => `${ks.appCredSecret.slice(0, i)}${ks.appCredSecret[i] === 'A' ? 'B' : 'A'}${ks.appCredSecret.slice(i + 1)}`;
+    const wrong = await keystoneToken({ identity: { methods: ['application_credential'], application_credential: { id: ks.appCredId, secret: off(3) } } });
+    expect(wrong.status).toBe(401);
+    expect(wrong.token).toBeNull();
+  });
+
+  it("a token of another project cannot read or write the project's account, though it works in its own", async () => {
+    const r = await keystoneToken({
+      identity: { methods: ['password'], password: { user: { id: ks.userId, password: ks.password } } },
+      scope: { project: { id: ks.otherProjectId } },
+    });
+    expect(r.status).toBe(201);
+    expect(r.projectId).toBe(ks.otherProjectId);
+    const otherUrl = `${new URL(ks.storageUrl).origin}/v1/AUTH_${ks.otherProjectId}`;
+    expect(r.objectStore).toBe(otherUrl);
+    // keystoneauth knows the token (valid, member) but not for this account: 403, not 401.
+    for (const [method, url] of [['GET', object], ['HEAD', ks.storageUrl], ['PUT', `${ks.storageUrl}/${container}/intruder.txt`]] as const) {
+      const res = await swiftAt(url, r.token!, { method, ...(method === 'PUT' ? { body: 'x' } : {}) });
+      expect(res.status, `${method} ${url}`).toBe(403);
+      await res.arrayBuffer();
+    }
+    expect((await swiftAt(`${ks.storageUrl}/${container}/intruder.txt`, ks.userToken, { method: 'HEAD' })).status).toBe(404);
+    const own = await swiftAt(`${otherUrl}/theirs`, r.token!, { method: 'PUT' });
+    expect(own.status).toBe(201);
   });
 });
 

@@ -7,12 +7,13 @@
  * untouched.
  *
  * Keystone: sqlite database, fernet tokens, keystone-manage fernet_setup /
- * credential_setup / db_sync / bootstrap (admin, RegionOne), served by the
- * package's keystone-wsgi-public (wsgiref). Then, through Keystone's REST
- * API as an operator would: a project, a user with the `member` role on it,
- * the `object-store` service with a public RegionOne endpoint at the
- * Keystone proxy (`.../v1/AUTH_$(project_id)s`), a project-scoped token of
- * the user, and an application credential of that user. Tests get these
+ * credential_setup / db_sync / bootstrap (admin, RegionOne) in one Python
+ * process (MANAGE), served by the package's keystone-wsgi-public (wsgiref).
+ * Then, through Keystone's REST API as an operator would: a project, a user
+ * with the `member` role on it (and on a second project, for cross-tenant
+ * checks), the `object-store` service with a public RegionOne endpoint at
+ * the Keystone proxy (`.../v1/AUTH_$(project_id)s`), a project-scoped token
+ * of the user, and an application credential of that user. Tests get these
  * through `inject('keystone')`. Secrets are never printed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -38,6 +39,8 @@ export interface KeystoneInfo {
   appCredSecret: string;
   /** The project's account at the Keystone proxy: http://127.0.0.1:PORT/v1/AUTH_<projectId> */
   storageUrl: string;
+  /** Another project (ga-other) where the same user is a member too. */
+  otherProjectId: string;
 }
 
 declare module 'vitest' {
@@ -128,7 +131,7 @@ ${f('catch_errors')}${f('gatekeeper')}${f('healthcheck')}${f('proxy-logging', 'a
 }
 
 /** Runs a program to completion; rejects with its exit code and the tail of its stderr. */
-function run(file: string, args: string[], env: Record<string, string> = {}): Promise<void> {
+function run(label: string, file: string, args: string[], env: Record<string, string> = {}): Promise<void> {
   return new Promise((resolve, reject) => {
     const c = spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
     let err = '';
@@ -136,9 +139,28 @@ function run(file: string, args: string[], env: Record<string, string> = {}): Pr
       err = (err + d.toString()).slice(-2000);
     });
     c.once('error', reject);
-    c.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`${file} ${args.find((a) => !a.startsWith('-') && !a.includes('/')) ?? ''} exited with ${code}: ${err.slice(-600)}`))));
+    c.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`${label} exited with ${code}: ${err.slice(-600)}`))));
   });
 }
+
+/**
+ * keystone-manage's own entry point (keystone.cmd.cli.main) for the first
+ * command, then the same parsed configuration re-read for each further
+ * command, all in one interpreter: importing Keystone costs ~1.5 s of CPU per
+ * process, which four keystone-manage runs paid four times (~8 s of the
+ * suite's start on two busy cores; ~2.5 s this way).
+ * argv: the config file, then a JSON list of commands (argument lists).
+ */
+const MANAGE = `
+import json, sys
+from keystone.cmd import cli
+import keystone.conf
+conf, cmds = sys.argv[1], json.loads(sys.argv[2])
+cli.main(argv=['keystone-manage', '--config-file', conf, *cmds[0]])
+for cmd in cmds[1:]:
+    keystone.conf.CONF(args=['--config-file', conf, *cmd], project='keystone')
+    keystone.conf.CONF.command.cmd_class.main()
+`;
 
 /** One call to Keystone's REST API; the answer's JSON and X-Subject-Token. */
 async function api(base: string, method: string, path: string, o: { token?: string; body?: unknown; expect?: number } = {}): Promise<{ json: any; subjectToken: string | null }> {
@@ -175,8 +197,9 @@ async function waitFor(what: string | (() => string), probe: () => Promise<boole
 
 /**
  * Starts Keystone and the Keystone proxy. `backend` is the Swift whose
- * servers the proxy shares; keystone-manage runs before it is needed, so
- * Swift can start meanwhile. `stop` kills both and removes their files.
+ * servers the proxy shares: Keystone starts meanwhile, and the proxy as soon
+ * as the servers are up (its authtoken asks Keystone only when a request
+ * comes). `stop` kills both and removes their files.
  */
 export async function startKeystone(backend: Promise<SwiftBackend>): Promise<{ info: KeystoneInfo; stop: () => Promise<void> }> {
   for (const bin of ['/usr/bin/keystone-manage', '/usr/bin/keystone-wsgi-public', '/usr/bin/swift-proxy-server']) {
@@ -185,7 +208,9 @@ export async function startKeystone(backend: Promise<SwiftBackend>): Promise<{ i
   if (!existsSync('/usr/lib/python3/dist-packages/keystonemiddleware')) throw new Error(`keystonemiddleware is missing: ${HINT}`);
   const dir = mkdtempSync(join(tmpdir(), 'ga-keystone-'));
   const children: ChildProcess[] = [];
+  let stopped = false;
   const stop = async (): Promise<void> => {
+    stopped = true;
     for (const c of children) {
       if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) {
         try {
@@ -211,12 +236,23 @@ export async function startKeystone(backend: Promise<SwiftBackend>): Promise<{ i
     const conf = join(dir, 'keystone.conf');
     for (const d of ['fernet-keys', 'credential-keys']) mkdirSync(join(dir, d), { mode: 0o700 });
     writeFileSync(conf, keystoneConf(dir), { mode: 0o600 });
-    const manage = (...args: string[]): Promise<void> => run('keystone-manage', ['--config-file', conf, ...args], { OS_BOOTSTRAP_PASSWORD: adminPassword });
     const owner = ['--keystone-user', 'root', '--keystone-group', 'root'];
-    // Independent steps side by side; bootstrap needs the schema.
-    await Promise.all([manage('fernet_setup', ...owner), manage('credential_setup', ...owner), manage('db_sync')]);
-    await manage('bootstrap', '--bootstrap-username', 'admin', '--bootstrap-project-name', 'admin', '--bootstrap-role-name', 'admin',
-      '--bootstrap-region-id', REGION, '--bootstrap-public-url', authUrl, '--bootstrap-admin-url', authUrl);
+    const commands = [
+      ['fernet_setup', ...owner],
+      ['credential_setup', ...owner],
+      ['db_sync'],
+      ['bootstrap', '--bootstrap-username', 'admin', '--bootstrap-project-name', 'admin', '--bootstrap-role-name', 'admin',
+        '--bootstrap-region-id', REGION, '--bootstrap-public-url', authUrl, '--bootstrap-admin-url', authUrl],
+    ];
+    // The proxy, on the Swift servers once they are up, beside what follows.
+    const proxyStarted = backend.then((swift) => {
+      if (stopped) return;
+      writeFileSync(join(dir, 'proxy-server.conf'), proxyConf({ swiftDir: swift.dir, port: proxyPort, memcachePort: swift.memcachePort, keystonePort, adminPassword }), { mode: 0o600 });
+      launch('swift-proxy-server', [join(dir, 'proxy-server.conf')], {}, 'proxy.log');
+    });
+    proxyStarted.catch(() => {}); // awaited below; a Swift failure is the caller's to report
+    // The password reaches bootstrap through the environment, never argv.
+    await run('keystone-manage (fernet_setup, credential_setup, db_sync, bootstrap)', '/usr/bin/python3', ['-c', MANAGE, conf, JSON.stringify(commands)], { OS_BOOTSTRAP_PASSWORD: adminPassword });
     launch('keystone-wsgi-public', ['--host', '127.0.0.1', '--port', String(keystonePort)], { OS_KEYSTONE_CONFIG_DIR: dir, OS_KEYSTONE_CONFIG_FILES: 'keystone.conf' }, 'keystone-wsgi.log');
     const deadline = Date.now() + 60_000;
     await waitFor('Keystone', async () => (await fetch(authUrl, { signal: AbortSignal.timeout(2000) })).status === 200, children, deadline, dir);
@@ -232,6 +268,9 @@ export async function startKeystone(backend: Promise<SwiftBackend>): Promise<{ i
     const password = randomBytes(18).toString('base64url');
     const userId: string = (await api(authUrl, 'POST', '/users', { token: admin, body: { user: { name: userName, domain_id: 'default', password, default_project_id: projectId } } })).json.user.id;
     await api(authUrl, 'PUT', `/projects/${projectId}/users/${userId}/roles/${member.id}`, { token: admin, expect: 204 });
+    // Another project of the same user: its tokens are good, but for another account.
+    const otherProjectId: string = (await api(authUrl, 'POST', '/projects', { token: admin, body: { project: { name: 'ga-other', domain_id: 'default', description: 'guestagent tests: another tenant' } } })).json.project.id;
+    await api(authUrl, 'PUT', `/projects/${otherProjectId}/users/${userId}/roles/${member.id}`, { token: admin, expect: 204 });
     const serviceId: string = (await api(authUrl, 'POST', '/services', { token: admin, body: { service: { type: 'object-store', name: 'swift', description: 'guestagent test Swift (Keystone proxy)' } } })).json.service.id;
     await api(authUrl, 'POST', '/endpoints', {
       token: admin,
@@ -243,26 +282,25 @@ export async function startKeystone(backend: Promise<SwiftBackend>): Promise<{ i
     if (!userToken) throw new Error('Keystone gave the user no token');
     const cred = (await api(authUrl, 'POST', `/users/${userId}/application_credentials`, { token: userToken, body: { application_credential: { name: 'ga-agent', description: 'guestagent [service_credentials]' } } })).json.application_credential;
 
-    // The Keystone proxy, on the Swift servers once they are up.
-    const swift = await backend;
-    writeFileSync(join(dir, 'proxy-server.conf'), proxyConf({ swiftDir: swift.dir, port: proxyPort, memcachePort: swift.memcachePort, keystonePort, adminPassword }), { mode: 0o600 });
-    launch('swift-proxy-server', [join(dir, 'proxy-server.conf')], {}, 'proxy.log');
+    await proxyStarted;
     const storageUrl = `http://127.0.0.1:${proxyPort}/v1/AUTH_${projectId}`;
     await waitFor('Keystone proxy', async () => (await fetch(`http://127.0.0.1:${proxyPort}/healthcheck`, { signal: AbortSignal.timeout(2000) })).status === 200, children, deadline, dir);
-    // The user's account answers (autocreated) once authtoken reaches Keystone.
+    // The user's account answers (autocreated) once authtoken reaches Keystone;
+    // 403 is keystoneauth's final word (the user's roles are not operator_roles).
     let last = 0;
     await waitFor(
       () => `the project's account at the Keystone proxy (last HEAD ${last})`,
       async () => {
         last = (await fetch(storageUrl, { method: 'HEAD', headers: { 'X-Auth-Token': userToken }, signal: AbortSignal.timeout(5000) })).status;
-        return last === 204 || last === 200;
+        return last === 204 || last === 200 || last === 403;
       },
       children,
       deadline,
       dir,
     );
+    if (last === 403) throw new Error(`the Keystone proxy refuses the user's token for its own project (403; GA_KEEP_SWIFT=1 keeps the logs)`);
     return {
-      info: { authUrl, projectId, projectName, userId, userName, password, userToken, appCredId: cred.id, appCredSecret: cred.secret, storageUrl },
+      info: { authUrl, projectId, projectName, userId, userName, password, userToken, appCredId: cred.id, appCredSecret: cred.secret, storageUrl, otherProjectId },
       stop,
     };
   } catch (e) {
