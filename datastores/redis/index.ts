@@ -424,6 +424,8 @@ export function createRedisDatastore(opts: DatastoreOptions): Datastore {
           if (!req.backupInfo.location) throw new GuestError('backup_info has no location to restore from');
           rmSync(join(dataDir, 'dump.rdb'), { force: true });
           await fetcher.restoreInto(req.backupInfo.location, req.backupInfo.checksum ?? null, { file: '/usr/bin/dd', args: [`of=${join(dataDir, 'dump.rdb')}`, 'bs=1M', 'status=none'] }, ctx);
+          // dd wrote it as root (0600 under the unit's UMask): Debian's server, user redis, could not load it (the real boot's restore).
+          await giveToRedis(ctx);
         }
         await runner.start(ctx);
         if (req.users.length) await admin.createUsers(req.users, ctx).catch((err: unknown) => ctx.log.warn({ err }, 'creating users failed'));
