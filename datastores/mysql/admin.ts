@@ -17,6 +17,8 @@ export interface AdminOptions {
 }
 
 const CHARSET = /^[A-Za-z0-9_]+$/;
+/** Users per CREATE USER statement in createUsers. */
+const CREATE_CHUNK = 500;
 
 interface MysqlError {
   code?: string;
@@ -46,12 +48,75 @@ export function createMysqlAdmin(o: AdminOptions): Admin {
   async function requireUser(name: string, host: string): Promise<void> {
     if (!(await userExists(name, host))) throw new UserNotFoundError(`${name}@${host}`);
   }
-  async function grantedDatabases(name: string, host: string): Promise<string[]> {
-    const rows = await o.sql().query<{ db: string }>(
-      "SELECT DISTINCT TABLE_SCHEMA AS db FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = CONCAT(\"'\", ?, \"'@'\", ?, \"'\") ORDER BY db",
-      [name, host],
+  /** 'name'@'host' as information_schema writes GRANTEE; built the same way in SQL below. */
+  const grantee = (name: string, host: string) => `'${name}'@'${host}'`;
+  /**
+   * The databases each user holds a privilege on, in one query: the server
+   * builds SCHEMA_PRIVILEGES whole for every query (all grants of all users),
+   * so asking per user costs a page of N users N such builds.
+   */
+  async function grantedDatabasesOf(users: ReadonlyArray<{ name: string; host: string }>): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>(users.map((u) => [grantee(u.name, u.host), []]));
+    if (users.length === 0) return out;
+    const rows = await o.sql().query<{ grantee: string; db: string }>(
+      'SELECT DISTINCT GRANTEE AS grantee, TABLE_SCHEMA AS db FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE IN (' +
+        users.map(() => 'CONCAT("\'", ?, "\'@\'", ?, "\'")').join(', ') +
+        ') ORDER BY db',
+      users.flatMap((u) => [u.name, u.host]),
     );
-    return rows.map((r) => r.db).filter((d) => !ignoredDb(d));
+    for (const r of rows) if (!ignoredDb(r.db)) out.get(r.grantee)?.push(r.db);
+    return out;
+  }
+  async function grantedDatabases(name: string, host: string): Promise<string[]> {
+    return (await grantedDatabasesOf([{ name, host }])).get(grantee(name, host)) ?? [];
+  }
+
+  type NewUser = { name: string; host: string; password: string; databases: string[] };
+  /** One user as Trove's create_users loop does it: CREATE USER, then its grants. */
+  async function createUser(u: NewUser, ctx: OpContext): Promise<void> {
+    await o.sql().query('CREATE USER ?@? IDENTIFIED BY ?', [u.name, u.host, u.password]);
+    for (const d of u.databases) await o.sql().query(`GRANT ALL PRIVILEGES ON ${escapeId(d)}.* TO ?@?`, [u.name, u.host]);
+    ctx.log.info({ user: u.name, host: u.host }, 'user created');
+  }
+  /** (User, Host) IN (...) for these users, hosts compared in lower case as the server stores them. */
+  const inUsers = (us: readonly NewUser[]) => ({
+    where: `(User, LOWER(Host)) IN (${us.map(() => '(?, LOWER(?))').join(', ')})`,
+    params: us.flatMap((u) => [u.name, u.host]),
+  });
+  /**
+   * A chunk of users in one CREATE USER and one GRANT per database: each such
+   * statement makes the server rebuild its privilege cache, so a statement per
+   * user grows with the square of the user count. The result is Trove's
+   * one-by-one loop's: when any user of the chunk already exists (or appears
+   * twice), the chunk runs one by one; when a chunk statement fails, the users
+   * it made (none existed before) are dropped and the chunk runs one by one,
+   * so it stops at the same user with the same error, those before it made.
+   */
+  async function createUserChunk(chunk: NewUser[], ctx: OpContext): Promise<void> {
+    const keys = new Set(chunk.map((u) => `${u.name}\u0000${u.host.toLowerCase()}`));
+    const q = inUsers(chunk);
+    const oneByOne = chunk.length === 1 || keys.size !== chunk.length || (await o.sql().query(`SELECT 1 FROM mysql.user WHERE ${q.where} LIMIT 1`, q.params)).length > 0;
+    if (!oneByOne) {
+      try {
+        await o.sql().query(`CREATE USER ${chunk.map(() => '?@? IDENTIFIED BY ?').join(', ')}`, chunk.flatMap((u) => [u.name, u.host, u.password]));
+        const byDb = new Map<string, NewUser[]>();
+        for (const u of chunk) {
+          for (const d of new Set(u.databases)) {
+            const us = byDb.get(d);
+            if (us) us.push(u);
+            else byDb.set(d, [u]);
+          }
+        }
+        for (const [d, us] of byDb) await o.sql().query(`GRANT ALL PRIVILEGES ON ${escapeId(d)}.* TO ${us.map(() => '?@?').join(', ')}`, us.flatMap((u) => [u.name, u.host]));
+        for (const u of chunk) ctx.log.info({ user: u.name, host: u.host }, 'user created');
+        return;
+      } catch (e) {
+        ctx.log.debug({ err: (e as MysqlError).code }, 'creating users together failed: undoing them, then one by one');
+        const made = await o.sql().query<{ User: string; Host: string }>(`SELECT User, Host FROM mysql.user WHERE ${q.where}`, q.params);
+        if (made.length > 0) await o.sql().query(`DROP USER ${made.map(() => '?@?').join(', ')}`, made.flatMap((u) => [u.User, u.Host]));
+      }
+    }
+    for (const u of chunk) await createUser(u, ctx);
   }
 
   function page<T>(rows: T[], limit: number | null | undefined, marker: (t: T) => string): Page<T> {
@@ -129,11 +194,7 @@ export function createMysqlAdmin(o: AdminOptions): Admin {
         for (const d of u.databases) checkDb(d);
         return { name, host, password, databases: u.databases };
       });
-      for (const u of checked) {
-        await o.sql().query('CREATE USER ?@? IDENTIFIED BY ?', [u.name, u.host, u.password]);
-        for (const d of u.databases) await o.sql().query(`GRANT ALL PRIVILEGES ON ${escapeId(d)}.* TO ?@?`, [u.name, u.host]);
-        ctx.log.info({ user: u.name, host: u.host }, 'user created');
-      }
+      for (let i = 0; i < checked.length; i += CREATE_CHUNK) await createUserChunk(checked.slice(i, i + CREATE_CHUNK), ctx);
     },
 
     async listUsers(p: PageRequest) {
@@ -144,10 +205,12 @@ export function createMysqlAdmin(o: AdminOptions): Admin {
       sql += ' ORDER BY marker';
       if (p.limit !== null && p.limit !== undefined) (sql += ' LIMIT ?', params.push(p.limit + 1));
       const rows = await o.sql().query<{ name: string; host: string; marker: string }>(sql, params);
-      const users: Array<User & { marker: string }> = [];
-      for (const r of rows) users.push({ name: r.name, host: r.host, password: null, databases: await grantedDatabases(r.name, r.host), marker: r.marker });
-      const pg = page(users, p.limit, (u) => u.marker);
-      return { items: pg.items.map(({ marker: _m, ...u }) => u), nextMarker: pg.nextMarker };
+      const pg = page(rows, p.limit, (r) => r.marker);
+      const dbs = await grantedDatabasesOf(pg.items);
+      return {
+        items: pg.items.map((r) => ({ name: r.name, host: r.host, password: null, databases: dbs.get(grantee(r.name, r.host)) ?? [] })),
+        nextMarker: pg.nextMarker,
+      };
     },
 
     async getUser(name: string, host: string | null) {

@@ -131,6 +131,27 @@ describe('databases and users', () => {
     expect(remote(await caller.api('grant_access', { username: 'ghost', hostname: '%', databases: ['d1'] })).remote_class).toBe('UserNotFound');
   });
 
+  it('create_user of several users: made together, or stopped at one that exists as Trove stops; list_users pages carry their databases', async () => {
+    const many = (ns: string[], dbs: string[]) => ns.map((n) => ({ _name: n, _host: '%', _password: `Pw-${n}`, _databases: dbs.map((d) => ({ _name: d })) }));
+    const byName = (r: PeerResult) => Object.fromEntries(((ok(r) as [Array<{ _name: string; _databases: Array<{ _name: string }> }>])[0]).map((u) => [u._name, u._databases.map((d) => d._name)]));
+    ok(await caller.api('create_user', { users: many(['n01', 'n02'], ['d1', 'd2']) }));
+    await eventually(() => caller.api('list_users'), (r) => names(r).includes('n02'));
+    ok(await caller.api('create_user', { users: many(['m03'], []) }));
+    await eventually(() => caller.api('list_users'), (r) => names(r).includes('m03'));
+    // m03 exists: Trove's loop makes m01 and m02 with their grants, fails on m03 and never reaches m04, m05.
+    ok(await caller.api('create_user', { users: many(['m01', 'm02', 'm03', 'm04', 'm05'], ['d2']) }));
+    await eventually(() => caller.api('list_users'), (r) => names(r).includes('m02'));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(byName(await caller.api('list_users'))).toEqual({ appuser: ['app'], m01: ['d2'], m02: ['d2'], m03: [], n01: ['d1', 'd2'], n02: ['d1', 'd2'] });
+    const [page1, marker] = ok(await caller.api('list_users', { limit: 4 })) as [Array<{ _name: string }>, string];
+    expect([page1.map((u) => u._name), marker]).toEqual([['appuser', 'm01', 'm02', 'm03'], 'm03@%']);
+    expect(byName(await caller.api('list_users', { limit: 4, marker, include_marker: false }))).toEqual({ n01: ['d1', 'd2'], n02: ['d1', 'd2'] });
+    expect((ok(await caller.api('list_users', { limit: 4, marker })) as unknown[])[1]).toBeNull();
+    for (const n of ['m01', 'm02', 'm03', 'n01', 'n02']) ok(await caller.api('delete_user', { user: { _name: n, _host: '%' } }));
+    await eventually(() => caller.api('list_users'), (r) => names(r).length === 1);
+    expect(names(await caller.api('list_users'))).toEqual(['appuser']);
+  });
+
   it('never logs a password', () => {
     const text = logLines.join('');
     for (const secret of ['päss wörd#1!', 'N3w-pass', 'Ch4nged', SAFE_PASSWORD, KEY]) expect(text).not.toContain(secret);
