@@ -3,7 +3,7 @@
  * guest_info.conf and trove-guestagent.conf written to a conf.d directory and
  * read through the real config loader and composition root (src/main.ts).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -11,6 +11,7 @@ import { pino, type Logger } from 'pino';
 import type { Agent } from '../../../src/agent.ts';
 import type { DatastoreFactory } from '../../../src/datastore.ts';
 import { resolveSettings, runDaemon } from '../../../src/main.ts';
+import { afterAll } from 'vitest';
 
 export interface TestAgentOptions {
   transportUrl: string;
@@ -42,8 +43,20 @@ export interface TestAgent {
   logTail(): string;
 }
 
+/**
+ * Roots this test file made: removed after its last test (a run used to leave them all, ~20 MB
+ * each, mostly server data; the file's own afterAll hooks have stopped the agents by then).
+ * GA_KEEP_AGENT=1 keeps them.
+ */
+const roots = new Set<string>();
+afterAll(() => {
+  if (process.env['GA_KEEP_AGENT']) return;
+  for (const r of roots) rmSync(r, { recursive: true, force: true, maxRetries: 2 });
+});
+
 export async function startTestAgent(o: TestAgentOptions): Promise<TestAgent> {
   const root = o.root ?? mkdtempSync(join(tmpdir(), 'ga-agent-'));
+  roots.add(root);
   const confDir = join(root, 'conf.d');
   const stateDir = join(root, 'state');
   const { mkdirSync } = await import('node:fs');
