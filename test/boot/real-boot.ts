@@ -293,7 +293,7 @@ async function main(): Promise<number> {
     const template = readFileSync(join(ROOT, `cloudinit/${v.manager}.cloudinit`), 'utf8').replaceAll('GUESTAGENT_RELEASE_URL', `http://127.0.0.1:${httpPort}/${tarball}`);
     const files = {
       '/etc/trove/conf.d/guest_info.conf': `[DEFAULT]\nguest_id=${guestId}\ndatastore_manager=${v.manager}\ndatastore_version=${v.version}\ntenant_id=boot-project\ninstance_rpc_encr_key=${key}\n`,
-      '/etc/trove/conf.d/trove-guestagent.conf': `[DEFAULT]\ntransport_url = ${url}\ncontrol_exchange = trove\nconductor_queue = ${queue}\nreport_interval = 5\n[${v.manager}]\nmount_point = ${v.mountPoint}\n`,
+      '/etc/trove/conf.d/trove-guestagent.conf': `[DEFAULT]\ntransport_url = ${url}\ncontrol_exchange = trove\nconductor_queue = ${queue}\nreport_interval = 5\n[${v.manager}]\nmount_point = ${v.mountPoint}\n# No separate volume device in this container (Trove's default is /dev/vdb): the mount point is a directory.\ndevice_path =\n`,
     };
     const seed = join(root, 'var/lib/cloud/seed/nocloud');
     mkdirSync(seed, { recursive: true });
@@ -393,6 +393,18 @@ async function main(): Promise<number> {
     const endR = await conductor.waitFor((x) => x.method === 'heartbeat' && ['healthy', 'failed to spawn'].includes(status(x)), 10 * 60_000, fromR);
     if (status(endR) !== 'healthy') throw new Error(`the restoring prepare ended ${status(endR)}`);
     step(await v.restored(guest, root));
+    // A rebuild, as `openstack database instance rebuild` leaves it: a new root disk (no agent state,
+    // the old os_admin password gone with it) over the same volume, then Trove's rebuild cast.
+    guest(['/usr/bin/systemctl', 'stop', 'guestagent.service', v.unit]);
+    guest(['/usr/bin/find', '/var/lib/guestagent', '-mindepth', '1', '-delete']);
+    guest(['/usr/bin/systemctl', 'start', '--no-block', 'guestagent.service']);
+    await until('the agent on the rebuilt guest to answer', 2 * 60_000, async () => ((await c.raw('rpc_ping', {}, { timeout: 5 })).ok ? true : null));
+    const fromRb = conductor.received.length;
+    ok(await c.api('rebuild', { ds_version: v.version, config_contents: v.prepare.config_contents, config_overrides: {} }, { notification: true }));
+    await conductor.waitFor((x) => x.method === 'heartbeat' && status(x) === 'building', 2 * 60_000, fromRb);
+    const endRb = await conductor.waitFor((x) => x.method === 'heartbeat' && ['healthy', 'failed to spawn'].includes(status(x)), 10 * 60_000, fromRb);
+    if (status(endRb) !== 'healthy') throw new Error(`the rebuild ended ${status(endRb)}`);
+    step(`rebuild: ${await v.restored(guest, root)}`);
     // The unit is Type=notify: systemd saw READY=1 (else it stays 'activating') and the agent's STATUS.
     const unit = guest(['systemctl', 'show', 'guestagent.service', '-p', 'ActiveState', '-p', 'SubState', '-p', 'StatusText', '-p', 'WatchdogUSec']);
     if (!/^ActiveState=active$/m.test(unit) || !/^StatusText=serving guestagent\./m.test(unit)) throw new Error(`guestagent.service is not active with the agent's status:\n${unit}`);
