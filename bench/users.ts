@@ -33,7 +33,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -142,6 +142,9 @@ function anchor(socket: string, password: string, serverPid: number): Promise<Si
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ga-bench-users-'));
+  // The server's temporary tables in the run's own directory: a run once lost one to another job cleaning the shared /tmp.
+  const serverTmp = join(dir, 'server-tmp');
+  mkdirSync(serverTmp, { mode: 0o700 });
   const { info: rabbit, stop: stopRabbit } = await startRabbitNode();
   const guestId = 'bench-users';
   let agent: ChildProcess | null = null;
@@ -173,7 +176,7 @@ async function main(): Promise<void> {
     // Trove's taskmanager prepares the guest (a cast); the database the users get is made here.
     ok(await c.api('prepare', {
       memory_mb: 1024, packages: '', databases: [{ _name: 'bench_db', _character_set: null, _collate: null }], users: [],
-      device_path: null, mount_point: '/var/lib/mysql', config_contents: '[mysqld]\n', root_password: null, overrides: null, ds_version: '10.11',
+      device_path: null, mount_point: '/var/lib/mysql', config_contents: `[mysqld]\ntmpdir = ${serverTmp}\n`, root_password: null, overrides: null, ds_version: '10.11',
     }, { notification: true }), 'prepare');
     await waitFor('prepare done (bench_db listed)', 300_000, async () => {
       const [dbs] = ok(await c.api('list_databases', {}, { timeout: 10 }), 'list_databases') as [Array<{ _name: string }>, unknown];
