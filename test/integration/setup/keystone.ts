@@ -22,7 +22,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../harness/ports.ts';
-import type { SwiftBackend } from './swift.ts';
+import type { ProxyAuth, SwiftBackend } from './swift.ts';
 
 export interface KeystoneInfo {
   /** http://127.0.0.1:PORT/v3 */
@@ -80,31 +80,12 @@ password_hash_rounds = 4
 `;
 }
 
-// The tempauth proxy's pipeline with authtoken + keystoneauth in tempauth's place.
-const PIPELINE =
-  'catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl authtoken keystoneauth copy slo dlo versioned_writes symlink proxy-logging proxy-server';
-
-function proxyConf(o: { swiftDir: string; port: number; memcachePort: number; keystonePort: number; adminPassword: string }): string {
-  const f = (name: string, extra = ''): string =>
-    `[filter:${name}]\nuse = egg:swift#${name === 'cache' ? 'memcache' : name.replaceAll('-', '_')}\n${extra}\n`;
+/** The suite's proxy with authtoken + keystoneauth in tempauth's place. */
+function keystoneAuth(o: { keystonePort: number; adminPassword: string }): ProxyAuth {
   const ks = `http://127.0.0.1:${o.keystonePort}`;
-  return `[DEFAULT]
-bind_ip = 127.0.0.1
-bind_port = ${o.port}
-workers = 1
-user = root
-swift_dir = ${o.swiftDir}
-log_facility = LOG_LOCAL2
-log_level = WARNING
-
-[pipeline:main]
-pipeline = ${PIPELINE}
-
-[app:proxy-server]
-use = egg:swift#proxy
-account_autocreate = true
-
-[filter:authtoken]
+  return {
+    filters: 'authtoken keystoneauth',
+    sections: `[filter:authtoken]
 paste.filter_factory = keystonemiddleware.auth_token:filter_factory
 www_authenticate_uri = ${ks}/v3
 auth_url = ${ks}/v3
@@ -126,8 +107,8 @@ include_service_catalog = false
 use = egg:swift#keystoneauth
 reseller_prefix = AUTH_
 operator_roles = admin, member
-
-${f('catch_errors')}${f('gatekeeper')}${f('healthcheck')}${f('proxy-logging', 'access_log_level = WARNING\n')}${f('cache', `memcache_servers = 127.0.0.1:${o.memcachePort}\n`)}${f('listing_formats')}${f('bulk')}${f('tempurl')}${f('copy')}${f('slo')}${f('dlo')}${f('versioned_writes')}${f('symlink')}`;
+`,
+  };
 }
 
 /** Runs a program to completion; rejects with its exit code and the tail of its stderr. */
@@ -247,7 +228,7 @@ export async function startKeystone(backend: Promise<SwiftBackend>): Promise<{ i
     // The proxy, on the Swift servers once they are up, beside what follows.
     const proxyStarted = backend.then((swift) => {
       if (stopped) return;
-      writeFileSync(join(dir, 'proxy-server.conf'), proxyConf({ swiftDir: swift.dir, port: proxyPort, memcachePort: swift.memcachePort, keystonePort, adminPassword }), { mode: 0o600 });
+      writeFileSync(join(dir, 'proxy-server.conf'), swift.proxyConf(proxyPort, keystoneAuth({ keystonePort, adminPassword })), { mode: 0o600 });
       launch('swift-proxy-server', [join(dir, 'proxy-server.conf')], {}, 'proxy.log');
     });
     proxyStarted.catch(() => {}); // awaited below; a Swift failure is the caller's to report

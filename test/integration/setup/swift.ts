@@ -46,8 +46,21 @@ name = Policy-0
 default = yes
 `;
 
-const PIPELINE =
-  'catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl tempauth copy slo dlo versioned_writes symlink proxy-logging proxy-server';
+/** The pipeline Trove deployments use, with `auth` (one or more filters) where tempauth sits. */
+const pipeline = (auth: string): string =>
+  `catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempurl ${auth} copy slo dlo versioned_writes symlink proxy-logging proxy-server`;
+
+/** The authentication part of a proxy: its filters' names in the pipeline and their sections. */
+export interface ProxyAuth {
+  filters: string;
+  sections: string;
+}
+
+/** Section names are the pipeline's; entry points use underscores. */
+const filter = (name: string, extra = ''): string =>
+  `[filter:${name}]\nuse = egg:swift#${name === 'cache' ? 'memcache' : name.replaceAll('-', '_')}\n${extra}\n`;
+
+const TEMPAUTH: ProxyAuth = { filters: 'tempauth', sections: filter('tempauth', 'user_test_tester = testing .admin\ntoken_life = 86400\n') };
 
 function serverConf(kind: 'account' | 'container' | 'object', dir: string, port: number): string {
   return `[DEFAULT]
@@ -69,10 +82,8 @@ use = egg:swift#${kind}
 `;
 }
 
-function proxyConf(dir: string, port: number, memcachePort: number): string {
-  // Section names are the pipeline's; entry points use underscores.
-  const f = (name: string, extra = ''): string =>
-    `[filter:${name}]\nuse = egg:swift#${name === 'cache' ? 'memcache' : name.replaceAll('-', '_')}\n${extra}\n`;
+function proxyConf(dir: string, port: number, memcachePort: number, auth: ProxyAuth): string {
+  const f = filter;
   return `[DEFAULT]
 bind_ip = 127.0.0.1
 bind_port = ${port}
@@ -83,14 +94,15 @@ log_facility = LOG_LOCAL2
 log_level = WARNING
 
 [pipeline:main]
-pipeline = ${PIPELINE}
+pipeline = ${pipeline(auth.filters)}
 
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
 allow_account_management = true
 
-${f('catch_errors')}${f('gatekeeper')}${f('healthcheck')}${f('proxy-logging', 'access_log_level = WARNING\n')}${f('cache', `memcache_servers = 127.0.0.1:${memcachePort}\n`)}${f('listing_formats')}${f('bulk')}${f('tempurl')}${f('tempauth', 'user_test_tester = testing .admin\ntoken_life = 86400\n')}${f('copy')}${f('slo')}${f('dlo')}${f('versioned_writes')}${f('symlink')}`;
+${auth.sections}
+${f('catch_errors')}${f('gatekeeper')}${f('healthcheck')}${f('proxy-logging', 'access_log_level = WARNING\n')}${f('cache', `memcache_servers = 127.0.0.1:${memcachePort}\n`)}${f('listing_formats')}${f('bulk')}${f('tempurl')}${f('copy')}${f('slo')}${f('dlo')}${f('versioned_writes')}${f('symlink')}`;
 }
 
 function httpGet(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
@@ -121,6 +133,8 @@ export interface SwiftBackend {
   /** swift_dir: the rings (and the servers' configs). */
   dir: string;
   memcachePort: number;
+  /** proxy-server.conf for another proxy on these servers, authenticating with `auth`. */
+  proxyConf(port: number, auth: ProxyAuth): string;
 }
 
 /** Starts a private Swift; `stop` kills its processes and removes its files. */
@@ -147,7 +161,7 @@ export async function startSwift(): Promise<{ info: SwiftInfo; backend: SwiftBac
     }
     writeFileSync(join(dir, `${kind}-server.conf`), serverConf(kind, dir, ports[kind]));
   }
-  writeFileSync(join(dir, 'proxy-server.conf'), proxyConf(dir, ports.proxy, ports.memcache));
+  writeFileSync(join(dir, 'proxy-server.conf'), proxyConf(dir, ports.proxy, ports.memcache, TEMPAUTH));
 
   const children: ChildProcess[] = [];
   const launch = (file: string, args: string[]): void => {
@@ -198,7 +212,7 @@ export async function startSwift(): Promise<{ info: SwiftInfo; backend: SwiftBac
       if (Date.now() > deadline) throw new Error(`private Swift account not usable: HEAD ${r.status}`);
       await new Promise((res) => setTimeout(res, 200));
     }
-    return { info: { authUrl, storageUrl, token, user, key }, backend: { dir, memcachePort: ports.memcache }, stop };
+    return { info: { authUrl, storageUrl, token, user, key }, backend: { dir, memcachePort: ports.memcache, proxyConf: (port, auth) => proxyConf(dir, port, ports.memcache, auth) }, stop };
   } catch (e) {
     await stop();
     throw e;
