@@ -48,8 +48,12 @@ export function createMysqlAdmin(o: AdminOptions): Admin {
   async function requireUser(name: string, host: string): Promise<void> {
     if (!(await userExists(name, host))) throw new UserNotFoundError(`${name}@${host}`);
   }
-  /** 'name'@'host' as information_schema writes GRANTEE; built the same way in SQL below. */
-  const grantee = (name: string, host: string) => `'${name}'@'${host}'`;
+  /**
+   * 'name'@'host' as information_schema writes GRANTEE (built the same way in SQL below), in lower
+   * case: the server matches GRANTEE case-insensitively, so a get_user with 'LOCALHOST' finds the
+   * grants of 'localhost' as the per-user query before this did.
+   */
+  const grantee = (name: string, host: string) => `'${name}'@'${host}'`.toLowerCase();
   /**
    * The databases each user holds a privilege on, in one query: the server
    * builds SCHEMA_PRIVILEGES whole for every query (all grants of all users),
@@ -64,7 +68,7 @@ export function createMysqlAdmin(o: AdminOptions): Admin {
         ') ORDER BY db',
       users.flatMap((u) => [u.name, u.host]),
     );
-    for (const r of rows) if (!ignoredDb(r.db)) out.get(r.grantee)?.push(r.db);
+    for (const r of rows) if (!ignoredDb(r.db)) out.get(r.grantee.toLowerCase())?.push(r.db);
     return out;
   }
   async function grantedDatabases(name: string, host: string): Promise<string[]> {
