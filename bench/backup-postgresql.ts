@@ -1,0 +1,278 @@
+/**
+ * PostgreSQL backup and restore throughput, side by side in one run, against
+ * a private Swift and a private postgres the agent's PostgreSQL datastore
+ * runs itself (free port, own directory; never the machine's 5432), filled
+ * by `pgbench -i -s N`:
+ *   raw:    pg_basebackup -Ft -X fetch -D - > /dev/null              (the tool alone)
+ *           pg_basebackup … | gzip -6 > /dev/null
+ *           pg_basebackup … | zstd -T0 -3 > /dev/null
+ *   anchor: pg_basebackup … | gzip -6 | curl -T - <Swift>   (upstream Trove's driver: the tar through one gzip)
+ *           pg_basebackup … -z | curl -T - <Swift>          (its exact flag: pg_basebackup gzips in its own process)
+ *   ours:   the agent's create_backup (the datastore's plan → runBackup → Swift), gzip and zstd
+ *   restore anchor: curl <gzip object> | gzip -dc | tar -x   (Trove's restore command is `tar xzf - -C <datadir>`)
+ *   restore ours:   prepare(backup_info) of a new PostgreSQL datastore (checksum, decompress, tar -x,
+ *                   archive recovery, server started), from the gzip and the zstd backup
+ * The raw and anchor rows use the very command line the agent's plan builds
+ * (the password in the environment; nothing secret on argv, the Swift token
+ * in a header file). MB/s is pg_basebackup's tar size per wall second. Peak
+ * RSS is the Node process for ours (the tools excluded), the compressor (and
+ * curl) for raw and anchor. Trove's Python backup tool itself is not packaged
+ * by Debian and its code is not ours to vendor: the anchors run its commands.
+ * Usage: node bench/backup.ts postgresql [data dir bytes, default 2e9] [segmentMiB]
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { pino } from 'pino';
+import { createPostgresDatastore } from '../datastores/postgresql/index.ts';
+import type { Codec } from '../src/backup/compress.ts';
+import { createBackupService } from '../src/backup/service.ts';
+import { createSwiftClient } from '../src/backup/swift-client.ts';
+import type { BackupFetcher, Datastore, PrepareRequest } from '../src/datastore.ts';
+import { freePort } from '../test/integration/harness/ports.ts';
+import { startSwift } from '../test/integration/setup/swift.ts';
+import { runShipped } from './shipped.ts';
+
+const BIN = '/usr/lib/postgresql/15/bin';
+const silent = pino({ level: 'silent' });
+const ctx = () => ({ log: silent, signal: new AbortController().signal });
+const CONFIG = "shared_buffers = '256MB'\nmax_wal_size = '2GB'\n";
+/** pgbench_accounts rows per scale unit. */
+const ROWS_PER_SCALE = 100_000;
+
+const postgres = (stateDir: string, port: number): Datastore =>
+  createPostgresDatastore({ log: silent, section: {}, runner: 'process', stateDir, port, events: {} });
+
+function prepareRequest(backupInfo: PrepareRequest['backupInfo']): PrepareRequest {
+  return {
+    memoryMb: 0, packages: [], databases: [], users: [], devicePath: null, mountPoint: null, backupInfo, configContents: CONFIG,
+    rootPassword: null, overrides: null, clusterConfig: null, snapshot: null, modules: null, dsVersion: '15',
+  };
+}
+const adminPassword = (stateDir: string) => readFileSync(join(stateDir, 'os_admin.pass'), 'utf8').trim();
+async function query<T>(stateDir: string, port: number, database: string, sql: string): Promise<T[]> {
+  const c = new pg.Client({ host: join(stateDir, 'run'), port, user: 'os_admin', password: adminPassword(stateDir), database });
+  await c.connect();
+  try {
+    return (await c.query(sql)).rows as T[];
+  } finally {
+    await c.end();
+  }
+}
+const accounts = async (stateDir: string, port: number) =>
+  Number((await query<{ n: string }>(stateDir, port, 'bench', 'SELECT count(*) AS n FROM pgbench_accounts'))[0]!.n);
+
+/** `pgbench -i -s N` into database bench, N from ~15 MB of data directory per scale unit; os_admin's password in the environment. */
+function fill(stateDir: string, port: number, scale: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(join(BIN, 'pgbench'), ['-h', join(stateDir, 'run'), '-p', String(port), '-U', 'os_admin', '-i', '-q', '-s', String(scale), 'bench'], {
+      env: { ...process.env, PGPASSWORD: adminPassword(stateDir) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    c.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
+    c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`pgbench -i exited ${code}: ${err}`))));
+  });
+}
+
+/** A bash pipeline, timed; `/usr/bin/time -f %M` writes peak RSS (KiB) of a stage into $DIR/<file>. */
+function shell(script: string, env: Record<string, string | undefined>): Promise<{ seconds: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const t = performance.now();
+    const c = spawn('bash', ['-c', `set -o pipefail\n${script}`], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('exit', (code) => (code === 0 ? resolve({ seconds: (performance.now() - t) / 1000, out }) : reject(new Error(`pipeline exited ${code}`))));
+  });
+}
+const kib = (dir: string, f: string) => Number(readFileSync(join(dir, f), 'utf8').trim().split('\n').at(-1));
+const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+const catalog = (storageUrl: string, token: string) => ({ auth_token: token, service_catalog: [{ type: 'object-store', endpoints: [{ publicURL: storageUrl }] }] });
+const duBytes = (path: string) => Number(execFileSync('du', ['-sb', path], { encoding: 'utf8' }).split('\t')[0]);
+
+/** A postgres a crashed child left running in one of our directories: stopped by the pid in its postmaster.pid. */
+async function stopLeftover(stateDir: string): Promise<void> {
+  const pidFile = join(stateDir, 'data', 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!(pid > 1)) return;
+  try {
+    process.kill(pid, 'SIGINT'); // fast shutdown
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await sleep(100);
+  }
+}
+
+interface OursBackup {
+  seconds: number;
+  peakRssKiB: number;
+  baselineKiB: number;
+  location: string;
+  checksum: string;
+  size: number;
+}
+
+/** In a fresh Node process (its own peak RSS): the agent's create_backup of the source. */
+async function oursBackup(storageUrl: string, token: string, stateDir: string, port: number, segmentMaxSize: number, codec: Codec): Promise<void> {
+  const baselineKiB = process.resourceUsage().maxRSS;
+  let final: Record<string, unknown> = {};
+  const service = createBackupService({
+    datastore: postgres(stateDir, port), updateBackup: async (_id, fields) => void (final = fields), usedGb: async () => 0,
+    container: 'bench', segmentMaxSize, swiftUrl: null, datastoreVersion: '15', encryptionKey: null, compression: codec,
+  });
+  const t = performance.now();
+  await service.create({ id: `ours-${codec}-${Date.now()}`, datastore: 'postgresql', datastoreVersion: '15' }, catalog(storageUrl, token), ctx());
+  const seconds = (performance.now() - t) / 1000;
+  if (final['state'] !== 'COMPLETED') throw new Error(`backup ended ${JSON.stringify(final)}`);
+  const location = String(final['location']);
+  const head = await createSwiftClient({ storageUrl, token }).head('bench', location.split('/').at(-1)!);
+  process.stdout.write(JSON.stringify({ seconds, peakRssKiB: process.resourceUsage().maxRSS, baselineKiB, location, checksum: final['checksum'], size: head.contentLength }));
+}
+
+/** In a fresh Node process: prepare(backup_info) of a new PostgreSQL datastore; the fetch (stream into tar -x) timed apart. */
+async function oursRestore(storageUrl: string, token: string, stateDir: string, location: string, checksum: string): Promise<void> {
+  const baselineKiB = process.resourceUsage().maxRSS;
+  const port = await freePort();
+  const service = createBackupService({
+    datastore: postgres(stateDir, port), updateBackup: async () => {}, usedGb: async () => 0,
+    container: 'bench', segmentMaxSize: 2 ** 31, swiftUrl: null, datastoreVersion: '15', encryptionKey: null, compression: 'gzip',
+  });
+  const real = service.fetcher(catalog(storageUrl, token), null);
+  let fetchSeconds = 0;
+  const timed: BackupFetcher = {
+    metadata: (l, c) => real.metadata(l, c),
+    async restoreInto(l, sum, consumer, c) {
+      const t = performance.now();
+      await real.restoreInto(l, sum, consumer, c);
+      fetchSeconds += (performance.now() - t) / 1000;
+    },
+  };
+  const ds = postgres(stateDir, port);
+  try {
+    const t = performance.now();
+    await ds.lifecycle.prepare(prepareRequest({ id: 'restore', location, checksum }), ctx(), timed);
+    const seconds = (performance.now() - t) / 1000;
+    const rows = await accounts(stateDir, port);
+    process.stdout.write(JSON.stringify({ seconds, fetchSeconds, peakRssKiB: process.resourceUsage().maxRSS, baselineKiB, rows }));
+  } finally {
+    await ds.lifecycle.close();
+  }
+}
+
+const child = <T>(args: string[], token: string): Promise<T> => runShipped<T>(import.meta.filename, args, token);
+
+export async function benchPostgresql(bytes: number, segMiB: number | undefined): Promise<void> {
+  const segmentMaxSize = segMiB ? segMiB * 1024 * 1024 : 2 * 1024 ** 3;
+  for (const bin of [join(BIN, 'pg_basebackup'), join(BIN, 'pgbench'), '/usr/bin/zstd', '/usr/bin/gzip', '/usr/bin/curl', '/usr/bin/tar']) execFileSync('test', ['-x', bin]);
+  const dir = mkdtempSync(join(tmpdir(), 'ga-bench-postgresql-'));
+  // The postgres user must get through to the data directories.
+  chmodSync(dir, 0o711);
+  const { info, stop } = await startSwift();
+  const srcDir = join(dir, 'source');
+  const port = await freePort();
+  const source = postgres(srcDir, port);
+  try {
+    await source.lifecycle.prepare(prepareRequest(null), ctx());
+    await query(srcDir, port, 'postgres', 'CREATE DATABASE bench');
+    const scale = Math.max(1, Math.round(bytes / 15e6));
+    let t = performance.now();
+    await fill(srcDir, port, scale);
+    const expected = scale * ROWS_PER_SCALE;
+    const dataDirBytes = duBytes(join(srcDir, 'data'));
+    const baseBytes = duBytes(join(srcDir, 'data', 'base'));
+    console.log(`pgbench -i -s ${scale}: ${expected.toLocaleString('en')} accounts in ${((performance.now() - t) / 1000).toFixed(0)} s; data directory ${(dataDirBytes / 1e6).toFixed(0)} MB (base/ ${(baseBytes / 1e6).toFixed(0)} MB, the rest mostly pg_wal)`);
+
+    // Raw tool pipelines with the agent's own pg_basebackup command line (the password in its environment).
+    const plan = await source.backup!.plan({ backupId: 'raw', parent: null }, ctx());
+    const tool = [plan.producer.file, ...plan.producer.args].map(quote).join(' ');
+    const toolEnv = { ...plan.producer.env, DIR: dir };
+    const time = (f: string) => `/usr/bin/time -f %M -o "$DIR/${f}"`;
+    const raw: Array<[string, number, number]> = [];
+    let streamBytes = 0;
+    for (const [name, tail, rss] of [
+      ['raw: pg_basebackup > /dev/null', '| wc -c', ''],
+      ['raw: pg_basebackup | gzip -6 > /dev/null', `| ${time('gz.rss')} gzip -6 > /dev/null`, 'gz.rss'],
+      ['raw: pg_basebackup | zstd -T0 -3 > /dev/null', `| ${time('zs.rss')} zstd -T0 -3 -q > /dev/null`, 'zs.rss'],
+    ] as const) {
+      const r = await shell(`${tool} ${tail}`, toolEnv);
+      if (!rss) streamBytes = Number(r.out.trim());
+      raw.push([name, r.seconds, rss ? kib(dir, rss) / 1024 : 0]);
+    }
+
+    // Trove's driver into Swift: the token goes to curl through a header file, not argv.
+    const hdr = join(dir, 'headers');
+    writeFileSync(hdr, `X-Auth-Token: ${info.token}\n`, { mode: 0o600 });
+    await createSwiftClient({ storageUrl: info.storageUrl, token: info.token }).putContainer('bench');
+    const curl = (f: string) => `${time(f)} curl -sS -f -o /dev/null -w '%{size_upload}' -H @"$HDR" -T - "$URL"`;
+    const anchorUrl = `${info.storageUrl}/bench/anchor-gzip.tar.gz`;
+    const ag = await shell(`${tool} | ${time('ag.rss')} gzip -6 | ${curl('agc.rss')}`, { ...toolEnv, HDR: hdr, URL: anchorUrl });
+    const az = await shell(`${tool} -z | ${curl('azc.rss')}`, { ...toolEnv, HDR: hdr, URL: `${info.storageUrl}/bench/anchor-z.tar.gz` });
+    const anchors: Array<[string, number, number, number]> = [
+      ["anchor: Trove's codec, one gzip, curl to Swift", ag.seconds, Number(ag.out), (kib(dir, 'ag.rss') + kib(dir, 'agc.rss')) / 1024],
+      ["anchor: Trove's command (pg_basebackup -z), curl", az.seconds, Number(az.out), kib(dir, 'azc.rss') / 1024],
+    ];
+    await plan.cleanup();
+
+    const gz = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(port), String(segmentMaxSize), 'gzip'], info.token);
+    const zs = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(port), String(segmentMaxSize), 'zstd'], info.token);
+    await source.lifecycle.close();
+
+    // Trove's restore of its own object: curl | gzip -dc | tar -x (its command is `tar xzf - -C <datadir>`).
+    const target = join(dir, 'raw-restore');
+    mkdirSync(target);
+    const rr = await shell(`curl -sS -f -H @"$HDR" "$URL" | gzip -dc | tar -x -C "$T"`, { HDR: hdr, URL: anchorUrl, T: target });
+    if (!existsSync(join(target, 'PG_VERSION'))) throw new Error('the raw restore has no PG_VERSION');
+    rmSync(target, { recursive: true, force: true });
+    type Restored = { seconds: number; fetchSeconds: number; peakRssKiB: number; baselineKiB: number; rows: number };
+    const rg = await child<Restored>(['--ours-restore', info.storageUrl, join(dir, 'restore-gz'), gz.location, gz.checksum], info.token);
+    rmSync(join(dir, 'restore-gz'), { recursive: true, force: true });
+    const rz = await child<Restored>(['--ours-restore', info.storageUrl, join(dir, 'restore-zst'), zs.location, zs.checksum], info.token);
+    for (const r of [rg, rz]) if (r.rows !== expected) throw new Error(`restored ${r.rows} pgbench_accounts rows, expected ${expected}`);
+
+    const mb = streamBytes / 1e6;
+    console.log(`base backup tar ${mb.toFixed(0)} MB (MB/s below is of it), ${expected.toLocaleString('en')} rows restored twice, Swift on 127.0.0.1, node ${process.version}, segments of ${(segmentMaxSize / 2 ** 20).toFixed(0)} MiB, ${new Date().toISOString().slice(0, 10)}`);
+    console.log(['pipeline'.padEnd(56), 'MB/s'.padStart(8), 'seconds'.padStart(9), 'stored MB'.padStart(10), 'peak RSS MiB'.padStart(13)].join(''));
+    const row = (name: string, s: number, stored: number | null, rss: number) =>
+      console.log([name.padEnd(56), (mb / s).toFixed(1).padStart(8), s.toFixed(2).padStart(9), (stored === null ? '-' : (stored / 1e6).toFixed(1)).padStart(10), rss.toFixed(1).padStart(13)].join(''));
+    for (const [name, s, rss] of raw) row(name, s, null, rss);
+    for (const [name, s, stored, rss] of anchors) row(name, s, stored, rss);
+    row('ours: create_backup gzip → Swift', gz.seconds, gz.size, gz.peakRssKiB / 1024);
+    row('ours: create_backup zstd → Swift', zs.seconds, zs.size, zs.peakRssKiB / 1024);
+    row('restore anchor: curl | gzip -dc | tar -x', rr.seconds, null, 0);
+    row('restore ours from gzip (prepare, server started)', rg.seconds, null, rg.peakRssKiB / 1024);
+    row('restore ours from zstd (prepare, server started)', rz.seconds, null, rz.peakRssKiB / 1024);
+    const [, rawZs] = raw[2]!;
+    const [, anchorGz] = anchors[0]!;
+    const [, anchorZ] = anchors[1]!;
+    console.log(`ratios: ours zstd ${(zs.seconds / rawZs).toFixed(2)}x the time of pg_basebackup | zstd -T0 -3 > /dev/null (target ≤ 1.10); ` +
+      `ours gzip ${(anchorGz / gz.seconds).toFixed(2)}x the speed of the one-gzip anchor (${(anchorZ / gz.seconds).toFixed(2)}x of pg_basebackup -z); ` +
+      `restore anchor / restore ours from zstd ${(rr.seconds / rz.seconds).toFixed(2)}x (target ≥ 1.5; from gzip ${(rr.seconds / rg.seconds).toFixed(2)}x; ` +
+      `fetch + tar -x alone: gzip ${rg.fetchSeconds.toFixed(1)} s, zstd ${rz.fetchSeconds.toFixed(1)} s, so ${(rr.seconds / rz.fetchSeconds).toFixed(2)}x); ` +
+      `peak RSS ${(Math.max(gz.peakRssKiB, zs.peakRssKiB, rg.peakRssKiB, rz.peakRssKiB) / 1024).toFixed(0)} MiB (target ≤ 150 MB)`);
+    console.log(`(ours: the Node process was at ${(gz.baselineKiB / 1024).toFixed(0)} MiB before a backup, ${(rg.baselineKiB / 1024).toFixed(0)} MiB before a restore)`);
+  } finally {
+    await source.lifecycle.close().catch(() => {});
+    for (const d of ['restore-gz', 'restore-zst']) await stopLeftover(join(dir, d)).catch(() => {});
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === '--ours-backup') {
+  const [, , , url, stateDir, port, seg, codec] = process.argv;
+  await oursBackup(url!, readFileSync(0, 'utf8').trim(), stateDir!, Number(port), Number(seg), codec as Codec);
+} else if (process.argv[2] === '--ours-restore') {
+  const [, , , url, stateDir, location, checksum] = process.argv;
+  await oursRestore(url!, readFileSync(0, 'utf8').trim(), stateDir!, location!, checksum!);
+}
