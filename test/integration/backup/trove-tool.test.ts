@@ -2,10 +2,10 @@
  * Interop with Trove's own backup tool (upstream openstack/trove `backup/`,
  * the program Trove 18's guest runs in its backup container), in both
  * directions, through the real Keystone v3 and the Keystone-authenticated
- * Swift of setup/keystone.ts: a backup Trove's tool made of the agent's
- * MariaDB (full, then incremental on top) restored by the agent's
- * prepare(backup_info); and the agent's backups (full + incremental, and an
- * encrypted one) restored by Trove's tool.
+ * Swift of setup/keystone.ts: backups Trove's tool made (MariaDB full and
+ * incremental, PostgreSQL full) restored by the agent's prepare(backup_info);
+ * and the agent's backups (MariaDB full + incremental and an encrypted one,
+ * PostgreSQL full + incremental) restored by Trove's tool.
  *
  * Debian does not package the tool and its code is not ours to vendor, so
  * this file runs only when GA_TROVE_SRC names a checkout of openstack/trove
@@ -18,14 +18,16 @@
  * the token and the database password, as Trove's guest passes them.
  */
 import { execFile, spawn } from 'node:child_process';
+import pg from 'pg';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createMariadbDatastore } from '../../../datastores/mariadb/index.ts';
+import { createPostgresDatastore } from '../../../datastores/postgresql/index.ts';
 import { MARIABACKUP } from '../../../datastores/mysql/backup.ts';
 import { connectSql } from '../../../datastores/mysql/sql.ts';
 import { createBackupService, type CallerContext } from '../../../src/backup/service.ts';
@@ -51,6 +53,42 @@ const prepareRequest = (backupInfo: PrepareRequest['backupInfo']): PrepareReques
 const adminPassword = (stateDir: string) => /password = (.*)/.exec(readFileSync(join(stateDir, 'os_admin.cnf'), 'utf8'))![1]!;
 const admin = (stateDir: string) => connectSql({ socketPath: join(stateDir, 'run', 'mysqld.sock'), user: 'os_admin', password: adminPassword(stateDir) });
 
+/**
+ * python3 backup/main.py with the driver and Keystone arguments Trove 18's guest passes, as root in a
+ * private mount namespace where each [source, target] is bind-mounted ('tmpfs': an empty one), as
+ * the guest's docker volumes are. Its output, uncoloured.
+ */
+async function runTroveTool(driver: string, args: string[], mounts: Array<[string, string]>, env: Record<string, string> = {}): Promise<string> {
+  const script = 'while [ "$1" != -- ]; do if [ "$1" = tmpfs ]; then mount -t tmpfs none "$2"; else mount --bind "$1" "$2"; fi || exit 1; shift 2; done; shift; exec "$@"';
+  const argv = [
+    '--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', ...mounts.flat(), '--',
+    '/usr/bin/python3', join(TROVE!, 'backup', 'main.py'), '--storage-driver=swift', `--driver=${driver}`,
+    `--os-token=${ks.userToken}`, `--os-auth-url=${ks.authUrl}`, `--os-tenant-id=${ks.projectId}`,
+    ...args,
+  ];
+  const r = await run('unshare', argv, { env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 });
+  // oslo.log colours its lines.
+  return (r.stdout + r.stderr).replace(/\x1b\[[0-9;]*m/g, '');
+}
+
+/** Location and checksum of the object the tool logged ("Backup successfully, checksum: X, location: Y"). */
+function saved(out: string): { location: string; checksum: string } {
+  const m = /Backup successfully, checksum: ([0-9a-f]{32}), location: (\S+)/.exec(out);
+  expect(m, out.slice(-2000)).not.toBeNull();
+  return { checksum: m![1]!, location: m![2]! };
+}
+
+function service(ds: Datastore, encryptionKey: string | null, datastoreVersion = '10.11') {
+  const updates: Record<string, unknown>[] = [];
+  const svc = createBackupService({
+    datastore: ds, updateBackup: async (_id, f) => void updates.push({ ...f }), usedGb: async () => 0.01,
+    container: 'database_backups', segmentMaxSize: 2 * 1024 ** 3, swiftUrl: null,
+    keystone: { authUrl: ks.authUrl, regionName: 'RegionOne', applicationCredential: null },
+    datastoreVersion, encryptionKey, compression: 'gzip',
+  });
+  return { svc, updates };
+}
+
 describe.skipIf(!TROVE)("Trove 18's own backup tool and the agent read each other's MariaDB backups", () => {
   let tmp: string;
   let srcDir: string;
@@ -58,44 +96,12 @@ describe.skipIf(!TROVE)("Trove 18's own backup tool and the agent read each othe
   let source: Datastore;
   const opened: Datastore[] = [];
 
-  function service(ds: Datastore, encryptionKey: string | null) {
-    const updates: Record<string, unknown>[] = [];
-    const svc = createBackupService({
-      datastore: ds, updateBackup: async (_id, f) => void updates.push({ ...f }), usedGb: async () => 0.01,
-      container: 'database_backups', segmentMaxSize: 2 * 1024 ** 3, swiftUrl: null,
-      keystone: { authUrl: ks.authUrl, regionName: 'RegionOne', applicationCredential: null },
-      datastoreVersion: '10.11', encryptionKey, compression: 'gzip',
-    });
-    return { svc, updates };
-  }
-
-  /**
-   * python3 backup/main.py with Trove 18's guest's arguments (mysql_common/service.py), in a
-   * private mount namespace; its mariabackup finds the agent's server through $HOME/.my.cnf.
-   */
-  async function troveTool(args: string[], varLibMysql?: string): Promise<string> {
+  /** Trove's tool as Trove 18's guest runs it (mysql_common/service.py); its mariabackup finds the agent's server through $HOME/.my.cnf. */
+  const troveTool = (args: string[], varLibMysql?: string) =>
     // Trove's guest mounts its /var/lib/mysql into the tool's container, and the tool restores into
     // /var/lib/mysql/data whatever --db-datadir says (main.py never passes it on) and unpacks each
     // incremental in /var/lib/mysql/<checksum> to rename files from there: one directory stands in.
-    const mounts = 'if [ -n "$GA_VARLIB" ]; then mount --bind "$GA_VARLIB" /var/lib/mysql; else mount -t tmpfs none /var/lib/mysql; fi';
-    const argv = [
-      '--mount', '--propagation', 'private', 'sh', '-c', `${mounts} && exec "$@"`, 'sh',
-      '/usr/bin/python3', join(TROVE!, 'backup', 'main.py'),
-      '--storage-driver=swift', '--driver=mariabackup',
-      `--os-token=${ks.userToken}`, `--os-auth-url=${ks.authUrl}`, `--os-tenant-id=${ks.projectId}`,
-      ...args,
-    ];
-    const r = await run('unshare', argv, { env: { ...process.env, HOME: home, GA_VARLIB: varLibMysql ?? '' }, maxBuffer: 64 * 1024 * 1024 });
-    // oslo.log colours its lines.
-    return (r.stdout + r.stderr).replace(/\x1b\[[0-9;]*m/g, '');
-  }
-
-  /** Location and checksum of the object the tool logged ("Backup successfully, checksum: X, location: Y"). */
-  function saved(out: string): { location: string; checksum: string } {
-    const m = /Backup successfully, checksum: ([0-9a-f]{32}), location: (\S+)/.exec(out);
-    expect(m, out.slice(-2000)).not.toBeNull();
-    return { checksum: m![1]!, location: m![2]! };
-  }
+    runTroveTool('mariabackup', args, [[varLibMysql ?? 'tmpfs', '/var/lib/mysql']], { HOME: home });
 
   async function rows(stateDir: string): Promise<Array<{ id: number; name: string }>> {
     const db = admin(stateDir);
@@ -210,5 +216,159 @@ describe.skipIf(!TROVE)("Trove 18's own backup tool and the agent read each othe
     expect(f, JSON.stringify(f)).toMatchObject({ state: 'COMPLETED' });
     expect(String(f['location'])).toMatch(/\.xbstream\.gz\.enc$/);
     expect(await troveRestore('trove-from-agent-enc', String(f['location']), String(f['checksum']), [`--backup-encryption-key=${KEY}`])).toHaveLength(4);
+  });
+});
+
+/**
+ * PostgreSQL: Trove 18's guest runs the tool's pg_basebackup driver as `-U postgres` over the local
+ * socket, trusting it (its pg_hba), and archives WAL into /var/lib/postgresql/data/wal_archive.
+ * The agent's server does not let postgres in, so Trove's side is a plain PostgreSQL 15 set up as
+ * Trove's guest sets it up (local trust, archive_command into wal_archive, an os_admin superuser).
+ * The tool's incremental backup calls pg_start_backup(), which PostgreSQL 15 removed: only its
+ * full backups are made here; its restore reads the agent's full and incremental backups.
+ */
+describe.skipIf(!TROVE)("Trove 18's own backup tool and the agent read each other's PostgreSQL backups", () => {
+  const BIN = '/usr/lib/postgresql/15/bin';
+  let tmp: string;
+  const servers: Array<() => Promise<void>> = [];
+  const opened: Datastore[] = [];
+  const asPostgres = (file: string, args: string[]) => run('runuser', ['-u', 'postgres', '--', file, ...args]);
+
+  /** A plain server owned by postgres on `pgdata`, local trust only, archiving into `archive`; returns its socket dir and port. */
+  async function plainServer(pgdata: string, archive: string | null, extra: string[] = [], user = 'postgres'): Promise<{ host: string; port: number }> {
+    const host = join(tmp, `sock-${servers.length}`);
+    mkdirSync(host);
+    await run('chown', ['postgres:postgres', host]);
+    const port = await freePort();
+    writeFileSync(join(pgdata, 'pg_hba.check.conf'), 'local all all trust\nlocal replication all trust\n');
+    const settings = [
+      // The tool's pg_basebackup asks for a spread checkpoint: over a minute of silence on an idle
+      // server, and Swift's proxy drops the PUT it already opened (client_timeout). Spread over nothing here.
+      'checkpoint_completion_target=0',
+      `port=${port}`, 'listen_addresses=', `unix_socket_directories=${host}`, `hba_file=${join(pgdata, 'pg_hba.check.conf')}`,
+      ...(archive ? ['archive_mode=on', `archive_command=test ! -f ${archive}/%f && cp %p ${archive}/%f`] : []), ...extra,
+    ];
+    await run('chown', ['-R', 'postgres:postgres', pgdata]);
+    const logFile = join(tmp, `server-${servers.length}.log`);
+    const fd = openSync(logFile, 'a');
+    const server = spawn(join(BIN, 'postgres'), ['-D', pgdata, ...settings.flatMap((x) => ['-c', x])], { ...postgresIds, stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    const exited = new Promise((r) => server.once('exit', r));
+    servers.push(async () => {
+      server.kill('SIGINT');
+      await exited;
+    });
+    for (let i = 0; ; i++) {
+      const c = client({ host, port }, user, undefined, 'postgres');
+      if (await c.connect().then(() => c.end().then(() => true), () => false)) break;
+      if (i > 600 || server.exitCode !== null) throw new Error(`postgres did not start: ${readFileSync(logFile, 'utf8').slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { host, port };
+  }
+  const client = (at: { host: string; port: number }, user: string, password?: string, database = 'shop') => new pg.Client({ host: at.host, port: at.port, user, password, database });
+  async function itemsAt(c: pg.Client): Promise<Array<{ id: number; name: string }>> {
+    await c.connect();
+    try {
+      return (await c.query<{ id: number; name: string }>('SELECT id, name FROM items ORDER BY id')).rows;
+    } finally {
+      await c.end();
+    }
+  }
+
+  let postgresIds: { uid: number; gid: number };
+  beforeAll(async () => {
+    postgresIds = { uid: Number((await run('id', ['-u', 'postgres'])).stdout), gid: Number((await run('id', ['-g', 'postgres'])).stdout) };
+    tmp = mkdtempSync(join(tmpdir(), 'ga-trovetool-pg-'));
+    chmodSync(tmp, 0o755);
+  });
+  afterAll(async () => {
+    for (const stop of servers) await stop();
+    for (const ds of opened) await ds.lifecycle.close().catch(() => {});
+    if (tmp && !process.env['GA_KEEP_AGENT']) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  async function agentPg(name: string): Promise<{ ds: Datastore; stateDir: string; port: number }> {
+    const stateDir = join(tmp, name);
+    mkdirSync(stateDir, { mode: 0o711 });
+    const port = await freePort();
+    const ds = createPostgresDatastore({ log, section: {}, runner: 'process', stateDir, port, events: {} });
+    opened.push(ds);
+    return { ds, stateDir, port };
+  }
+  const agentClient = (a: { stateDir: string; port: number }, database = 'shop') =>
+    client({ host: join(a.stateDir, 'run'), port: a.port }, 'os_admin', readFileSync(join(a.stateDir, 'os_admin.pass'), 'utf8').trim(), database);
+  const pgRequest = (backupInfo: PrepareRequest['backupInfo']): PrepareRequest => ({ ...prepareRequest(backupInfo), configContents: '', dsVersion: '15' });
+
+  it("the agent restores a full backup Trove's tool made", async () => {
+    const guest = join(tmp, 'trove-guest');
+    const pgdata = join(guest, 'pgdata');
+    const archive = join(guest, 'wal_archive');
+    mkdirSync(pgdata, { recursive: true });
+    mkdirSync(archive);
+    await run('chown', ['-R', 'postgres:postgres', guest]);
+    await asPostgres(join(BIN, 'initdb'), ['-D', pgdata, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8']);
+    const at = await plainServer(pgdata, archive);
+    const c = client(at, 'postgres', undefined, 'postgres');
+    await c.connect();
+    await c.query("CREATE ROLE os_admin SUPERUSER LOGIN PASSWORD 'trove-made'");
+    await c.query('CREATE DATABASE shop');
+    await c.end();
+    const shop = client(at, 'postgres');
+    await shop.connect();
+    await shop.query('CREATE TABLE items (id int PRIMARY KEY, name text)');
+    await shop.query("INSERT INTO items VALUES (1, 'apple'), (2, 'pear')");
+    await shop.end();
+
+    const id = randomUUID();
+    const out = await runTroveTool('pg_basebackup', ['--backup', `--backup-id=${id}`, `--pg-wal-archive-dir=${archive}`, '--swift-extra-metadata=datastore:postgresql,datastore_version:15'], [],
+      { PGHOST: at.host, PGPORT: String(at.port) });
+    const made = saved(out);
+    expect(made.location).toBe(`${ks.storageUrl}/database_backups/${id}.tar.gz`);
+
+    const a = await agentPg('agent-from-trove');
+    await a.ds.lifecycle.prepare(pgRequest({ id, location: made.location, checksum: made.checksum }), ctx(), service(a.ds, null, '15').svc.fetcher(caller, null));
+    expect(await itemsAt(agentClient(a))).toEqual([{ id: 1, name: 'apple' }, { id: 2, name: 'pear' }]);
+  });
+
+  it("Trove's tool restores the agent's full and incremental backups, and Trove's recovery replays them", async () => {
+    const a = await agentPg('agent-source');
+    await a.ds.lifecycle.prepare(pgRequest(null), ctx());
+    const c = agentClient(a, 'postgres');
+    await c.connect();
+    await c.query('CREATE DATABASE shop');
+    await c.end();
+    const shop = agentClient(a);
+    await shop.connect();
+    await shop.query('CREATE TABLE items (id int PRIMARY KEY, name text)');
+    await shop.query("INSERT INTO items VALUES (1, 'apple'), (2, 'pear')");
+    await shop.end();
+    const { svc, updates } = service(a.ds, null, '15');
+    await svc.create({ id: randomUUID(), datastore: 'postgresql', datastoreVersion: '15' }, caller, ctx());
+    const f = updates.at(-1)!;
+    expect(f, JSON.stringify(f)).toMatchObject({ state: 'COMPLETED' });
+    const more = agentClient(a);
+    await more.connect();
+    await more.query("INSERT INTO items VALUES (3, 'plum')");
+    await more.end();
+    await svc.create({ id: randomUUID(), datastore: 'postgresql', datastoreVersion: '15', parent: { location: String(f['location']), checksum: String(f['checksum']) } }, caller, ctx());
+    const i = updates.at(-1)!;
+    expect(i, JSON.stringify(i)).toMatchObject({ state: 'COMPLETED' });
+
+    // Trove's guest: its volume at /var/lib/postgresql/data holds pgdata and wal_archive; the tool restores into both.
+    const volume = join(tmp, 'trove-restore');
+    const pgdata = join(volume, 'data', 'pgdata');
+    const archive = join(volume, 'data', 'wal_archive');
+    mkdirSync(pgdata, { recursive: true });
+    mkdirSync(archive);
+    const out = await runTroveTool('pg_basebackup', ['--nobackup', `--restore-from=${i['location']}`, `--restore-checksum=${i['checksum']}`, '--pg-wal-archive-dir', '/var/lib/postgresql/data/wal_archive'],
+      [[volume, '/var/lib/postgresql']]);
+    expect(out, out.slice(-2000)).toMatch(/Restore successfully/);
+    // Then, as Trove's guest: recovery.signal, its template's restore_command, the data given to postgres.
+    writeFileSync(join(pgdata, 'recovery.signal'), '');
+    chmodSync(pgdata, 0o700);
+    // The agent keeps postgres locked (NOLOGIN); its os_admin comes in through the trust rules.
+    const at = await plainServer(pgdata, null, [`restore_command=cp ${archive}/%f "%p"`], 'os_admin');
+    expect(await itemsAt(client(at, 'os_admin'))).toEqual([{ id: 1, name: 'apple' }, { id: 2, name: 'pear' }, { id: 3, name: 'plum' }]);
   });
 });
