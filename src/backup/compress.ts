@@ -103,9 +103,31 @@ export function childFilter(file: string, args: readonly string[]): Duplex {
   return duplex;
 }
 
+/** A codec program (stdin → stdout); the pipelines wire it straight to the backup or restore tool. */
+export interface CodecTool {
+  file: string;
+  args: readonly string[];
+}
+
+/** The program that compresses for `codec`, or null when the agent compresses itself (gzip, on every core). */
+export function compressorTool(codec: Codec, level?: number): CodecTool | null {
+  return codec === 'zstd' ? { file: ZSTD, args: ['-q', '-c', `-${level ?? 3}`, '-T0'] } : null;
+}
+
+/**
+ * The program that decompresses `codec`. gzip -d inflates as fast as node:zlib and, as a
+ * program of its own, writes into the restore tool without the stream passing through Node.
+ */
+export function decompressorTool(codec: Codec): CodecTool {
+  return codec === 'zstd' ? { file: ZSTD, args: ['-q', '-d', '-c'] } : { file: GZIP, args: ['-d', '-c'] };
+}
+
+/** The gzip program (Debian's essential gzip); `GZIP_TOOL` in the environment overrides. */
+const GZIP = process.env['GZIP_TOOL'] ?? 'gzip';
+
 export function createCompressor(codec: Codec = 'gzip', level?: number): Duplex {
-  if (codec === 'zstd') return childFilter(ZSTD, ['-q', '-c', `-${level ?? 3}`, '-T0']);
-  return new ParallelGzip({ level });
+  const tool = compressorTool(codec, level);
+  return tool ? childFilter(tool.file, tool.args) : new ParallelGzip({ level });
 }
 
 export function createDecompressor(codec: Codec = 'gzip'): Duplex {

@@ -1,7 +1,9 @@
 /**
  * Streaming backup to Swift and restore from it, as one `stream.pipeline`
  * each: producer stdout → gzip → segmenter (one PUT per segment) → manifest,
- * and GET → gunzip → consumer stdin. Objects, segments, manifests, checksums
+ * and GET → gunzip → consumer stdin. Where the codec is a program (zstd both
+ * ways, gzip -d for restores) it is wired to the tool's own pipe, so the
+ * uncompressed stream goes from process to process without a copy in Node. Objects, segments, manifests, checksums
  * and metadata headers are those Trove's backup tool writes and reads
  * (backup/storage/swift.py), so either side can restore the other's backups.
  * A failure or abort anywhere destroys every stage, kills the child and leaves
@@ -14,7 +16,8 @@ import { AbortedError, BadRequestError, ChecksumMismatchError } from '../errors.
 import type { Logger } from '../log.ts';
 import { spawnStreaming } from '../process/exec.ts';
 import { Segmenter } from './segmenter.ts';
-import { createCompressor, createDecompressor, describeObjectName, type Codec } from './compress.ts';
+import { compressorTool, createCompressor, decompressorTool, describeObjectName, type Codec } from './compress.ts';
+import { readFileSync } from 'node:fs';
 import { createDecryptor, createEncryptor } from './encrypt.ts';
 import type { SwiftClient } from './swift-client.ts';
 
@@ -84,6 +87,16 @@ function checkName(what: string, v: string): void {
   if (!NAME.test(v)) throw new BadRequestError(`invalid ${what} ${JSON.stringify(v)}`);
 }
 
+/** Bytes a process has read so far (/proc/<pid>/io rchar), or null when Linux does not say. */
+function bytesRead(pid: number): number | null {
+  try {
+    const m = /^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** An AbortController following `outer`, so a failing stage can stop the rest too. */
 function linked(outer: AbortSignal | undefined): AbortController {
   const ac = new AbortController();
@@ -106,57 +119,73 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
   const ac = linked(req.signal);
   const segmenter = new Segmenter({ client: swift, container, prefix: req.backupId, segmentMaxSize: req.segmentMaxSize, signal: ac.signal });
   segmenter.on('error', () => {}); // reported through pipeline()
+  // A codec program (zstd) reads the tool's stdout itself: the uncompressed stream, the
+  // bulk of the bytes, never passes through Node. gzip is compressed here, on every core.
+  const tool = req.compress !== false ? compressorTool(req.codec ?? 'gzip') : null;
+  const codec = tool ? spawnStreaming(tool.file, tool.args, { signal: ac.signal, stdin: 'pipe', killGraceMs: 1000, log }) : null;
   const { child, done, command } = spawnStreaming(req.producer.file, req.producer.args, {
     signal: ac.signal,
     env: req.producer.env,
     cwd: req.producer.cwd,
     onStderrLine: req.producer.onStderrLine,
+    stdout: codec ? codec.child.stdin! : 'pipe',
     killGraceMs: 2000,
     log,
   });
+  // The codec's input now has two writers, the tool and Node (which writes nothing): Node
+  // ends its side once the tool has exited, and the codec sees the end of the stream.
+  if (codec) {
+    const end = () => void codec.child.stdin?.end();
+    done.then(end, end);
+  }
   log.info({ container, manifest, command }, 'backup started');
-  const stdout = child.stdout;
+  const stdout = codec ? codec.child.stdout : child.stdout;
   if (!stdout) throw new Error('producer has no stdout');
+  const children = codec ? [done, codec.done] : [done];
   let progress: NodeJS.Timeout | null = null;
   try {
-    let sourceBytes = 0;
+    let counted = 0;
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
-        sourceBytes += chunk.length;
+        counted += chunk.length;
         cb(null, chunk);
       },
     });
+    // What the codec program has read from the tool (Linux's per-process I/O count), else what passed here.
+    const sourceBytes = () => (codec?.child.pid ? bytesRead(codec.child.pid) ?? counted : counted);
     const startedAt = Date.now();
     progress = setInterval(() => {
-      const p = { sourceBytes, storedBytes: segmenter.bytes, mbPerSec: sourceBytes / 1e6 / Math.max(0.001, (Date.now() - startedAt) / 1000) };
+      const read = sourceBytes();
+      const p = { sourceBytes: read, storedBytes: segmenter.bytes, mbPerSec: read / 1e6 / Math.max(0.001, (Date.now() - startedAt) / 1000) };
       log.info({ source_bytes: p.sourceBytes, stored_bytes: p.storedBytes, mb_per_s: Math.round(p.mbPerSec * 10) / 10 }, 'backup progress');
       req.onProgress?.(p);
     }, req.progressIntervalMs ?? 30_000);
-    const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [stdout, counter];
-    if (req.compress !== false) stages.push(createCompressor(req.codec ?? 'gzip'));
+    const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [stdout];
+    if (!codec) stages.push(counter);
+    if (req.compress !== false && !codec) stages.push(createCompressor(req.codec ?? 'gzip'));
     if (req.encryptionKey) stages.push(createEncryptor(req.encryptionKey));
     stages.push(segmenter);
     const flowing = pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], { signal: ac.signal });
-    // Either side failing stops the other: a dead child ends the stream, a
-    // failed upload must kill the child.
-    await Promise.all([
-      flowing.catch((e: unknown) => {
-        ac.abort();
-        throw e;
-      }),
-      done.catch((e: unknown) => {
-        ac.abort();
-        throw e;
-      }),
-    ]);
+    // Any side failing stops the others: a dead child ends the stream, a
+    // failed upload must kill the children.
+    await Promise.all(
+      [flowing, ...children].map((p) =>
+        p.catch((e: unknown) => {
+          ac.abort();
+          throw e;
+        }),
+      ),
+    );
   } catch (e) {
     if (progress) clearInterval(progress);
-    // Wait until the child is really gone (SIGKILL after the grace period) before reporting.
+    // Wait until the children are really gone (SIGKILL after the grace period) before reporting.
     const childErr = await done.then(() => undefined, (ce: unknown) => ce);
+    const codecErr = codec ? await codec.done.then(() => undefined, (ce: unknown) => ce) : undefined;
     await cleanup(swift, container, segmenter.started, log);
     if (req.signal?.aborted) throw new AbortedError('backup aborted', { cause: e });
-    // Prefer the child's own failure: the stream errors it causes are secondary.
-    throw childErr instanceof Error && !(childErr instanceof AbortedError) ? childErr : e;
+    // Prefer the tool's own failure, then the codec's: the stream errors they cause are secondary.
+    for (const err of [childErr, codecErr]) if (err instanceof Error && !(err instanceof AbortedError)) throw err;
+    throw e;
   }
 
   if (progress) clearInterval(progress);
@@ -260,30 +289,40 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
     killGraceMs: 2000,
     log,
   });
+  // The decompressing program writes into the restore tool itself: the uncompressed stream,
+  // the bulk of the bytes, never passes through Node.
+  const tool = req.decompress !== false ? decompressorTool(what.codec ?? 'gzip') : null;
+  const codec = tool ? spawnStreaming(tool.file, tool.args, { signal: ac.signal, stdin: 'pipe', stdout: child.stdin!, killGraceMs: 1000, log }) : null;
+  // Node ends its own (silent) side of the tool's input once the codec, the other writer, has exited.
+  if (codec) {
+    const end = () => void child.stdin?.end();
+    codec.done.then(end, end);
+  }
   log.info({ object: `${container}/${name}`, command }, 'restore started');
-  const stdin = child.stdin;
+  const stdin = codec ? codec.child.stdin : child.stdin;
   if (!stdin) throw new Error('consumer has no stdin');
+  const children = codec ? [done, codec.done] : [done];
   try {
     const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [got.body, count];
     if (what.encrypted) stages.push(createDecryptor(req.encryptionKey!));
-    if (req.decompress !== false) stages.push(createDecompressor(what.codec ?? 'gzip'));
     stages.push(stdin);
     const flowing = pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], { signal: ac.signal });
-    await Promise.all([
-      flowing.catch((e: unknown) => {
-        ac.abort();
-        throw e;
-      }),
-      done.catch((e: unknown) => {
-        ac.abort();
-        throw e;
-      }),
-    ]);
+    await Promise.all(
+      [flowing, ...children].map((p) =>
+        p.catch((e: unknown) => {
+          ac.abort();
+          throw e;
+        }),
+      ),
+    );
   } catch (e) {
     got.body.destroy();
     const childErr = await done.then(() => undefined, (ce: unknown) => ce);
+    const codecErr = codec ? await codec.done.then(() => undefined, (ce: unknown) => ce) : undefined;
     if (req.signal?.aborted) throw new AbortedError('restore aborted', { cause: e });
-    throw childErr instanceof Error && !(childErr instanceof AbortedError) ? childErr : e;
+    // A corrupt or truncated stream fails in the decompressor first; the tool then fails on what it got.
+    for (const err of [codecErr, childErr]) if (err instanceof Error && !(err instanceof AbortedError)) throw err;
+    throw e;
   }
   log.info({ object: `${container}/${name}`, size }, 'restore finished');
   return { size };

@@ -5,6 +5,7 @@
  * ProcessError carrying the exit code or signal and the redacted stderr tail.
  */
 import { setTimeout as delay } from 'node:timers/promises';
+import type { Readable, Writable } from 'node:stream';
 import { execa, type ResultPromise } from 'execa';
 import { ProcessError, AbortedError } from '../errors.ts';
 import { redactText, type Logger } from '../log.ts';
@@ -99,9 +100,13 @@ function lastLines(s: string, n: number): string {
 }
 
 export interface SpawnOptions extends Omit<ExecOptions, 'input' | 'okExitCodes'> {
-  /** stdin of the child: 'ignore', 'pipe' (caller writes), or a stream/file. */
-  stdin?: 'ignore' | 'pipe' | undefined;
-  stdout?: 'pipe' | 'ignore' | 'inherit' | undefined;
+  /**
+   * stdin of the child: 'ignore', 'pipe' (caller writes), or another child's stdout pipe, which
+   * the child then reads itself (the caller closes its own copy once both are spawned).
+   */
+  stdin?: 'ignore' | 'pipe' | Readable | undefined;
+  /** stdout of the child, or another child's stdin pipe, which it then writes itself (as for stdin). */
+  stdout?: 'pipe' | 'ignore' | 'inherit' | Writable | undefined;
   /**
    * Called with each complete stderr line (no newline, unredacted: never log
    * it as is). Backup tools report results there (e.g. mariabackup's LSN).
