@@ -13,11 +13,13 @@
  * file carries the password; nothing secret on argv). MB/s is mariabackup's
  * xbstream size (what is compressed and stored) per wall second. Peak RSS is the Node process for ours
  * (the tools excluded), the compressor for raw. Trove's own Python backup tool
- * is not packaged by Debian and its code is not ours to vendor: it has no row.
+ * is not packaged by Debian and its code is not ours to vendor: its rows run
+ * when GA_TROVE_SRC names a checkout of openstack/trove 18.0.0 (then a private
+ * Keystone starts too, as the tool authenticates there).
  * Usage: node bench/backup.ts mariadb [data dir bytes, default 2e9] [segmentMiB]
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -29,6 +31,8 @@ import { createBackupService } from '../src/backup/service.ts';
 import { createSwiftClient } from '../src/backup/swift-client.ts';
 import type { BackupFetcher, Datastore, PrepareRequest } from '../src/datastore.ts';
 import { freePort } from '../test/integration/harness/ports.ts';
+import { runTroveTool, toolRestored, toolSaved, TROVE_SRC } from '../test/integration/harness/trove-tool.ts';
+import { startKeystone, type KeystoneInfo } from '../test/integration/setup/keystone.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
 import { runShipped } from './shipped.ts';
 
@@ -142,13 +146,44 @@ async function oursRestore(storageUrl: string, token: string, stateDir: string, 
   process.stdout.write(JSON.stringify({ seconds, fetchSeconds, peakRssKiB: process.resourceUsage().maxRSS, baselineKiB, rows: Number(r!.n) }));
 }
 
+/**
+ * Trove's own tool (GA_TROVE_SRC), as Trove 18's guest runs it, on the same source: a backup
+ * to the Keystone-authenticated Swift, then its restore into an empty /var/lib/mysql (bound to
+ * a directory here) and the mariabackup --prepare it leaves out for a full backup; seconds each.
+ */
+async function troveTool(ks: KeystoneInfo, srcDir: string, dir: string): Promise<{ backup: number; stored: number; restore: number; prepare: number }> {
+  const home = join(dir, 'trove-home');
+  mkdirSync(home);
+  writeFileSync(join(home, '.my.cnf'), `[client]\nsocket = ${join(srcDir, 'run', 'mysqld.sock')}\n[mariabackup]\ndatadir = ${join(srcDir, 'data')}\n`);
+  const pw = /password = (.*)/.exec(readFileSync(join(srcDir, 'os_admin.cnf'), 'utf8'))![1]!;
+  let t = performance.now();
+  const out = await runTroveTool(ks, 'mariabackup', ['--backup', `--backup-id=trove-${Date.now()}`, '--db-host=localhost', '--db-user=os_admin', `--db-password=${pw}`, '--swift-container=bench'],
+    [['tmpfs', '/var/lib/mysql']], { HOME: home });
+  const backup = (performance.now() - t) / 1000;
+  const saved = toolSaved(out);
+  if (!saved) throw new Error(`Trove's tool did not store a backup: ${out.slice(-1500)}`);
+  const head = await createSwiftClient({ storageUrl: ks.storageUrl, token: ks.userToken }).head('bench', saved.location.split('/').at(-1)!);
+  const varLib = join(dir, 'trove-restore');
+  mkdirSync(join(varLib, 'data'), { recursive: true });
+  t = performance.now();
+  const r = await runTroveTool(ks, 'mariabackup', ['--nobackup', `--restore-from=${saved.location}`, `--restore-checksum=${saved.checksum}`], [[varLib, '/var/lib/mysql']]);
+  const restore = (performance.now() - t) / 1000;
+  if (!toolRestored(r)) throw new Error(`Trove's tool did not restore: ${r.slice(-1500)}`);
+  t = performance.now();
+  execFileSync(MARIABACKUP, ['--prepare', `--target-dir=${join(varLib, 'data')}`], { stdio: 'ignore' });
+  const prepare = (performance.now() - t) / 1000;
+  rmSync(varLib, { recursive: true, force: true });
+  return { backup, stored: head.contentLength, restore, prepare };
+}
+
 const child = <T>(args: string[], token: string): Promise<T> => runShipped<T>(import.meta.filename, args, token);
 
 export async function benchMariadb(bytes: number, segMiB: number | undefined): Promise<void> {
   const segmentMaxSize = segMiB ? segMiB * 1024 * 1024 : 2 * 1024 ** 3;
   for (const bin of [MARIABACKUP, MBSTREAM, '/usr/bin/zstd', '/usr/bin/gzip', '/usr/bin/curl']) execFileSync('test', ['-x', bin]);
   const dir = mkdtempSync(join(tmpdir(), 'ga-bench-mariadb-'));
-  const { info, stop } = await startSwift();
+  const { info, backend, stop } = await startSwift();
+  const keystone = TROVE_SRC ? await startKeystone(Promise.resolve(backend)).catch(async (e: unknown) => { await stop(); throw e; }) : null;
   const srcDir = join(dir, 'source');
   const source = mariadb(srcDir, await freePort());
   try {
@@ -164,12 +199,18 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
     const time = (f: string) => `/usr/bin/time -f %M -o "$DIR/${f}"`;
     const raw: Array<[string, number, number]> = [];
     let streamBytes = 0;
+    const hdr = join(dir, 'headers');
+    writeFileSync(hdr, `X-Auth-Token: ${info.token}\n`, { mode: 0o600 });
+    const rawZstUrl = `${info.storageUrl}/bench/raw-${Date.now()}.xbstream.zst`;
+    await createSwiftClient({ storageUrl: info.storageUrl, token: info.token }).putContainer('bench');
     for (const [name, tail, rss] of [
       ['raw: mariabackup > /dev/null', '| wc -c', ''],
       ['raw: mariabackup | gzip -6 > /dev/null', `| ${time('gz.rss')} gzip -6 > /dev/null`, 'gz.rss'],
       ['raw: mariabackup | zstd -T0 -3 > /dev/null', `| ${time('zs.rss')} zstd -T0 -3 -q > /dev/null`, 'zs.rss'],
+      // The same pipe uploading to the same Swift (one PUT, the token from a header file): what Swift costs on these cores.
+      ['raw: mariabackup | zstd -T0 -3 | curl -T - → Swift', `| ${time('zc.rss')} zstd -T0 -3 -q | curl -sS -f -o /dev/null -H @"$HDR" -T - "$URL"`, 'zc.rss'],
     ] as const) {
-      const r = await shell(`${tool} 2>/dev/null ${tail}`, { DIR: dir });
+      const r = await shell(`${tool} 2>/dev/null ${tail}`, { DIR: dir, HDR: hdr, URL: rawZstUrl });
       if (!rss) streamBytes = Number(r.out.trim());
       raw.push([name, r.seconds, rss ? kib(dir, rss) / 1024 : 0]);
       rmSync(join(plan.producer.args.find((a) => a.startsWith('--target-dir='))!.slice('--target-dir='.length)), { recursive: true, force: true });
@@ -178,17 +219,21 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
 
     const gz = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(segmentMaxSize), 'gzip'], info.token);
     const zs = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(segmentMaxSize), 'zstd'], info.token);
+    const trove = keystone ? await troveTool(keystone.info, srcDir, dir) : null;
     await source.lifecycle.close();
 
     // Raw restore of our gzip object: what a shell does with Trove's format.
-    const hdr = join(dir, 'headers');
-    writeFileSync(hdr, `X-Auth-Token: ${info.token}\n`, { mode: 0o600 });
     const target = join(dir, 'raw-restore');
-    const rr = await shell(
-      `mkdir -p "$T" && curl -sS -f -H @"$HDR" "$URL" | gzip -dc | ${MBSTREAM} -x -C "$T" && ${MARIABACKUP} --prepare --target-dir="$T" 2>/dev/null`,
-      { HDR: hdr, URL: gz.location, T: target },
-    );
-    rmSync(target, { recursive: true, force: true });
+    const rawRestore = async (decompress: string, url: string) => {
+      const r = await shell(
+        `mkdir -p "$T" && curl -sS -f -H @"$HDR" "$URL" | ${decompress} | ${MBSTREAM} -x -C "$T" && ${MARIABACKUP} --prepare --target-dir="$T" 2>/dev/null`,
+        { HDR: hdr, URL: url, T: target },
+      );
+      rmSync(target, { recursive: true, force: true });
+      return r;
+    };
+    const rr = await rawRestore('gzip -dc', gz.location);
+    const rrz = await rawRestore('zstd -dcq', rawZstUrl);
     type Restored = { seconds: number; fetchSeconds: number; peakRssKiB: number; baselineKiB: number; rows: number };
     const rg = await child<Restored>(['--ours-restore', info.storageUrl, join(dir, 'restore-gz'), gz.location, gz.checksum], info.token);
     rmSync(join(dir, 'restore-gz'), { recursive: true, force: true });
@@ -204,15 +249,28 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
     row('ours: create_backup gzip → Swift', gz.seconds, gz.size, gz.peakRssKiB / 1024);
     row('ours: create_backup zstd → Swift', zs.seconds, zs.size, zs.peakRssKiB / 1024);
     row('restore raw: curl | gzip -dc | mbstream, --prepare', rr.seconds, null, 0);
+    row('restore raw: curl | zstd -dc | mbstream, --prepare', rrz.seconds, null, 0);
     row('restore ours from gzip (prepare, server started)', rg.seconds, null, rg.peakRssKiB / 1024);
     row('restore ours from zstd (prepare, server started)', rz.seconds, null, rz.peakRssKiB / 1024);
+    if (trove) {
+      row("Trove's tool: mariabackup | gzip → Swift", trove.backup, trove.stored, 0);
+      row("restore Trove's tool: GET | gzip -d | mbstream -x", trove.restore, null, 0);
+      row("restore Trove's tool, then mariabackup --prepare", trove.restore + trove.prepare, null, 0);
+    }
     const [, rawGz] = raw[1]!;
     const [, rawZs] = raw[2]!;
+    const [, rawZsSwift] = raw[3]!;
     console.log(`ratios: ours gzip ${(rawGz / gz.seconds).toFixed(2)}x the speed of mariabackup | gzip; ours zstd ${(zs.seconds / rawZs).toFixed(2)}x the time of mariabackup | zstd -T0 -3; ` +
-      `restore from zstd ${(rr.seconds / rz.seconds).toFixed(2)}x faster than the raw gzip restore (fetch alone: gzip ${rg.fetchSeconds.toFixed(1)} s, zstd ${rz.fetchSeconds.toFixed(1)} s)`);
+      `${(zs.seconds / rawZsSwift).toFixed(2)}x the time of the same raw pipe uploading to Swift; ` +
+      `restore from zstd ${(rr.seconds / rz.seconds).toFixed(2)}x faster than the raw gzip restore, ${(rrz.seconds / rz.seconds).toFixed(2)}x the speed of the raw zstd one (fetch alone: gzip ${rg.fetchSeconds.toFixed(1)} s, zstd ${rz.fetchSeconds.toFixed(1)} s)`);
+    if (trove) {
+      console.log(`against Trove's own tool: ours gzip ${(trove.backup / gz.seconds).toFixed(2)}x its speed, ours zstd ${(trove.backup / zs.seconds).toFixed(2)}x (targets 2x and ~10x); ` +
+        `restore from zstd ${(trove.restore / rz.seconds).toFixed(2)}x faster than its restore, ${((trove.restore + trove.prepare) / rz.seconds).toFixed(2)}x with the --prepare it leaves out (target 3x)`);
+    } else console.log("Trove's own tool: no rows (set GA_TROVE_SRC to a checkout of openstack/trove 18.0.0)");
     console.log(`(ours: the Node process was at ${(gz.baselineKiB / 1024).toFixed(0)} MiB before a backup, ${(rg.baselineKiB / 1024).toFixed(0)} MiB before a restore)`);
   } finally {
     await source.lifecycle.close().catch(() => {});
+    await keystone?.stop();
     await stop();
     rmSync(dir, { recursive: true, force: true });
   }

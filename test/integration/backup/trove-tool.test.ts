@@ -33,8 +33,8 @@ import { connectSql } from '../../../datastores/mysql/sql.ts';
 import { createBackupService, type CallerContext } from '../../../src/backup/service.ts';
 import type { BackupInfo, Datastore, OpContext, PrepareRequest } from '../../../src/datastore.ts';
 import { freePort } from '../harness/ports.ts';
+import { runTroveTool as runTool, toolRestored, toolSaved, TROVE_SRC } from '../harness/trove-tool.ts';
 
-const TROVE = process.env['GA_TROVE_SRC'];
 const ks = inject('keystone');
 const log = pino({ level: 'silent' });
 const ctx = (): OpContext => ({ log, signal: new AbortController().signal });
@@ -53,29 +53,12 @@ const prepareRequest = (backupInfo: PrepareRequest['backupInfo']): PrepareReques
 const adminPassword = (stateDir: string) => /password = (.*)/.exec(readFileSync(join(stateDir, 'os_admin.cnf'), 'utf8'))![1]!;
 const admin = (stateDir: string) => connectSql({ socketPath: join(stateDir, 'run', 'mysqld.sock'), user: 'os_admin', password: adminPassword(stateDir) });
 
-/**
- * python3 backup/main.py with the driver and Keystone arguments Trove 18's guest passes, as root in a
- * private mount namespace where each [source, target] is bind-mounted ('tmpfs': an empty one), as
- * the guest's docker volumes are. Its output, uncoloured.
- */
-async function runTroveTool(driver: string, args: string[], mounts: Array<[string, string]>, env: Record<string, string> = {}): Promise<string> {
-  const script = 'while [ "$1" != -- ]; do if [ "$1" = tmpfs ]; then mount -t tmpfs none "$2"; else mount --bind "$1" "$2"; fi || exit 1; shift 2; done; shift; exec "$@"';
-  const argv = [
-    '--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', ...mounts.flat(), '--',
-    '/usr/bin/python3', join(TROVE!, 'backup', 'main.py'), '--storage-driver=swift', `--driver=${driver}`,
-    `--os-token=${ks.userToken}`, `--os-auth-url=${ks.authUrl}`, `--os-tenant-id=${ks.projectId}`,
-    ...args,
-  ];
-  const r = await run('unshare', argv, { env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 });
-  // oslo.log colours its lines.
-  return (r.stdout + r.stderr).replace(/\x1b\[[0-9;]*m/g, '');
-}
+const runTroveTool = (driver: string, args: string[], mounts: Array<[string, string]>, env: Record<string, string> = {}) => runTool(ks, driver, args, mounts, env);
 
-/** Location and checksum of the object the tool logged ("Backup successfully, checksum: X, location: Y"). */
 function saved(out: string): { location: string; checksum: string } {
-  const m = /Backup successfully, checksum: ([0-9a-f]{32}), location: (\S+)/.exec(out);
-  expect(m, out.slice(-2000)).not.toBeNull();
-  return { checksum: m![1]!, location: m![2]! };
+  const r = toolSaved(out);
+  expect(r, out.slice(-2000)).not.toBeNull();
+  return r!;
 }
 
 function service(ds: Datastore, encryptionKey: string | null, datastoreVersion = '10.11') {
@@ -89,7 +72,7 @@ function service(ds: Datastore, encryptionKey: string | null, datastoreVersion =
   return { svc, updates };
 }
 
-describe.skipIf(!TROVE)("Trove 18's own backup tool and the agent read each other's MariaDB backups", () => {
+describe.skipIf(!TROVE_SRC)("Trove 18's own backup tool and the agent read each other's MariaDB backups", () => {
   let tmp: string;
   let srcDir: string;
   let home: string;
@@ -133,7 +116,7 @@ describe.skipIf(!TROVE)("Trove 18's own backup tool and the agent read each othe
     const dir = join(varLib, 'data');
     mkdirSync(dir, { recursive: true });
     const out = await troveTool(['--nobackup', `--restore-from=${location}`, `--restore-checksum=${checksum}`, ...extra], varLib);
-    expect(out, out.slice(-2000)).toMatch(/Restore successfully/);
+    expect(toolRestored(out), out.slice(-2000)).toBe(true);
     // Trove 18 prepares only incremental chains; a full one is prepared here as any restore must be.
     if (!existsSync(join(dir, 'xtrabackup_checkpoints')) || /backup_type = full-backuped/.test(readFileSync(join(dir, 'xtrabackup_checkpoints'), 'utf8'))) {
       await run(MARIABACKUP, ['--prepare', `--target-dir=${dir}`]);
@@ -227,7 +210,7 @@ describe.skipIf(!TROVE)("Trove 18's own backup tool and the agent read each othe
  * The tool's incremental backup calls pg_start_backup(), which PostgreSQL 15 removed: only its
  * full backups are made here; its restore reads the agent's full and incremental backups.
  */
-describe.skipIf(!TROVE)("Trove 18's own backup tool and the agent read each other's PostgreSQL backups", () => {
+describe.skipIf(!TROVE_SRC)("Trove 18's own backup tool and the agent read each other's PostgreSQL backups", () => {
   const BIN = '/usr/lib/postgresql/15/bin';
   let tmp: string;
   const servers: Array<() => Promise<void>> = [];
@@ -363,7 +346,7 @@ describe.skipIf(!TROVE)("Trove 18's own backup tool and the agent read each othe
     mkdirSync(archive);
     const out = await runTroveTool('pg_basebackup', ['--nobackup', `--restore-from=${i['location']}`, `--restore-checksum=${i['checksum']}`, '--pg-wal-archive-dir', '/var/lib/postgresql/data/wal_archive'],
       [[volume, '/var/lib/postgresql']]);
-    expect(out, out.slice(-2000)).toMatch(/Restore successfully/);
+    expect(toolRestored(out), out.slice(-2000)).toBe(true);
     // Then, as Trove's guest: recovery.signal, its template's restore_command, the data given to postgres.
     writeFileSync(join(pgdata, 'recovery.signal'), '');
     chmodSync(pgdata, 0o700);
