@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { AbortedError, BadRequestError, ChecksumMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { spawnStreaming } from '../process/exec.ts';
-import { Segmenter } from './segmenter.ts';
+import { Segmenter, segmentName } from './segmenter.ts';
 import { compressorTool, createCompressor, decompressorTool, describeObjectName, type Codec } from './compress.ts';
 import { readFileSync } from 'node:fs';
 import { createDecryptor, createEncryptor } from './encrypt.ts';
@@ -117,7 +117,9 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
 
   await swift.putContainer(container, { signal: req.signal });
   const ac = linked(req.signal);
-  const segmenter = new Segmenter({ client: swift, container, prefix: req.backupId, segmentMaxSize: req.segmentMaxSize, signal: ac.signal });
+  // The first segment is stored under the backup's own name: one that fits a segment (most do)
+  // is then in place, where Trove's tool copies it there and deletes the segment.
+  const segmenter = new Segmenter({ client: swift, container, prefix: req.backupId, firstName: manifest, segmentMaxSize: req.segmentMaxSize, signal: ac.signal });
   segmenter.on('error', () => {}); // reported through pipeline()
   // A codec program (zstd) reads the tool's stdout itself: the uncompressed stream, the
   // bulk of the bytes, never passes through Node. gzip is compressed here, on every core.
@@ -191,22 +193,28 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
   if (progress) clearInterval(progress);
   const segs = segmenter.segments;
   let checksum: string;
+  const moved: string[] = [];
   try {
     const headers = metadataHeaders(typeof req.metadata === 'function' ? await req.metadata() : req.metadata);
     if (segs.length === 1) {
-      const only = segs[0]!;
-      await swift.copyObject(container, manifest, { container, name: only.name }, { headers, signal: req.signal });
-      await swift.delete(container, only.name, { ignoreMissing: true, signal: req.signal });
-      checksum = only.etag;
+      // Already where Trove's tool would have copied it: the metadata goes on by POST.
+      await swift.postObject(container, manifest, { headers, signal: req.signal });
+      checksum = segs[0]!.etag;
     } else {
-      await swift.putManifest(container, manifest, segs, { headers, signal: req.signal });
-      checksum = createHash('md5').update(segs.map((s) => s.etag).join('')).digest('hex');
+      // Several: the first moves to Trove's segment name (a copy of one segment) and the SLO
+      // manifest takes the backup's name in its place.
+      const first = segmentName(req.backupId, 0);
+      moved.push(first);
+      await swift.copyObject(container, first, { container, name: manifest }, { signal: req.signal });
+      const parts = segs.map((seg, i) => (i === 0 ? { ...seg, name: first, path: `${container}/${first}` } : seg));
+      await swift.putManifest(container, manifest, parts, { headers, signal: req.signal });
+      checksum = createHash('md5').update(parts.map((x) => x.etag).join('')).digest('hex');
     }
     const head = await swift.head(container, manifest, { signal: req.signal });
     if (head.etag !== checksum) throw new ChecksumMismatchError(`backup ${manifest}`, checksum, head.etag);
   } catch (e) {
     // Leave nothing half-made behind: no manifest, no segments.
-    await cleanup(swift, container, [manifest, ...segmenter.started], log);
+    await cleanup(swift, container, [...new Set([manifest, ...segmenter.started, ...moved])], log);
     if (req.signal?.aborted) throw new AbortedError('backup aborted', { cause: e });
     throw e;
   }

@@ -23,6 +23,11 @@ export interface SegmenterOptions {
   container: string;
   /** Segment name prefix, e.g. the backup id; `_00000000`, `_00000001`, ... is appended. */
   prefix: string;
+  /**
+   * The first segment's name instead of `<prefix>_00000000`: the backup's own object name, so
+   * a backup that fits one segment is stored in place, without a server-side copy.
+   */
+  firstName?: string | undefined;
   /** Bytes per segment; the last one is smaller. Default 2 GiB (Trove's). */
   segmentMaxSize?: number | undefined;
   signal?: AbortSignal | undefined;
@@ -72,7 +77,8 @@ export class Segmenter extends Writable {
   }
 
   #open(): Current {
-    const name = segmentName(this.#opts.prefix, this.#opened++);
+    const index = this.#opened++;
+    const name = index === 0 && this.#opts.firstName ? this.#opts.firstName : segmentName(this.#opts.prefix, index);
     const body = new PassThrough({ highWaterMark: 64 * 1024 });
     // A failed upload destroys the body; its error is reported by `upload`.
     body.on('error', () => {});

@@ -74,6 +74,8 @@ export interface SwiftClient {
   putObject(container: string, name: string, body: Readable | Buffer, opts?: RequestOptions): Promise<{ etag: string }>;
   /** Server-side copy: PUT with X-Copy-From and an empty body. */
   copyObject(container: string, name: string, from: { container: string; name: string }, opts?: RequestOptions): Promise<{ etag: string }>;
+  /** POST /<container>/<name>: sets the object's metadata (X-Object-Meta-*: all of it, replacing what was there). */
+  postObject(container: string, name: string, opts?: RequestOptions): Promise<void>;
   /** SLO manifest: PUT ?multipart-manifest=put with Trove's JSON body. Resolves with the SLO ETag (unquoted). */
   putManifest(container: string, name: string, segments: readonly SloSegment[], opts?: RequestOptions): Promise<{ etag: string }>;
   head(container: string, name: string, opts?: RequestOptions): Promise<ObjectInfo>;
@@ -268,6 +270,9 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
         ok: [201],
       });
       return { etag: unquote(res.headers.etag) };
+    },
+    async postObject(container, name, opts = {}) {
+      await call({ method: 'POST', path: objectPath(container, name), headers: opts.headers, signal: opts.signal, ok: [202] });
     },
     async putManifest(container, name, segments, opts = {}) {
       const res = await call({

@@ -37,7 +37,7 @@ async function listing(): Promise<string[]> {
 }
 
 describe('runBackup / runRestore against Swift', () => {
-  it('one segment: copied to <id>.xbstream.gz, segment removed, metadata headers, restores', async () => {
+  it('one segment: stored in place as <id>.xbstream.gz (no segment left, no copy), metadata headers, restores', async () => {
     const id = randomUUID();
     const bytes = 300_000;
     const r = await runBackup({ producer: producer(bytes, id), swift, container, backupId: id, metadata: meta, segmentMaxSize: MiB, log });
@@ -99,9 +99,12 @@ describe('runBackup / runRestore against Swift', () => {
     const id = randomUUID();
     const pidFile = join(tmp, `${id}.pid`);
     const ac = new AbortController();
-    const p = runBackup({ producer: producer(4 * MiB, id, { HANG_AFTER: String(MiB + 5000), PID_FILE: pidFile }), swift, container, backupId: id, metadata: meta, segmentMaxSize: MiB, signal: ac.signal, log });
-    // Wait until the first segment has been stored, then abort.
-    for (let i = 0; i < 100 && !(await listing()).includes(`${id}_00000000`); i++) await new Promise((r) => setTimeout(r, 100));
+    // gzip keeps a few 1 MiB blocks in flight before the first comes out: 6 MiB, then the hang.
+    const p = runBackup({ producer: producer(8 * MiB, id, { HANG_AFTER: String(6 * MiB + 5000), PID_FILE: pidFile }), swift, container, backupId: id, metadata: meta, segmentMaxSize: MiB, signal: ac.signal, log });
+    // Wait until the first segment (stored under the backup's own name) is in, then abort.
+    let listed = false;
+    for (let i = 0; i < 100 && !(listed = (await listing()).includes(`${id}.xbstream.gz`)); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(listed).toBe(true);
     ac.abort();
     await expect(p).rejects.toBeInstanceOf(AbortedError);
     const pid = Number(readFileSync(pidFile, 'utf8'));
