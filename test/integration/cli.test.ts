@@ -2,12 +2,12 @@
 // with a message naming the file and option; a local run answers and exits 0
 // on SIGTERM; `guestagent call` talks to it.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, inject, it, onTestFinished } from 'vitest';
+import { testDir } from '../tmp.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -28,7 +28,7 @@ async function firstPing(call: (...args: string[]) => Promise<{ stdout: string }
 
 describe('guestagent command line', () => {
   it('refuses an invalid config value with the file, option and reason, exit 1', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ga-cli-'));
+    const dir = testDir('ga-cli-');
     const bad = join(dir, 'trove-guestagent.conf');
     writeFileSync(bad, '[DEFAULT]\nguest_id = g\ndatastore_manager = mysql\nreport_interval = soon\n');
     const err = await run(NODE, [BIN, '--config-file', bad], { timeout: 30_000 }).then(() => null, (e: { code: number; stderr: string }) => e);
@@ -38,7 +38,7 @@ describe('guestagent command line', () => {
   });
 
   it('runs locally, answers guestagent call, and exits 0 on SIGTERM', async () => {
-    const state = mkdtempSync(join(tmpdir(), 'ga-cli-state-'));
+    const state = testDir('ga-cli-state-');
     const child = spawn(NODE, [BIN, '--datastore', 'mysql', '--state-dir', state, '--transport-url', transport, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
     onTestFinished(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -59,7 +59,7 @@ describe('guestagent command line', () => {
   });
 
   it('speaks sd_notify under a Type=notify unit: STATUS while connecting, READY=1, watchdog pings, STOPPING=1', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ga-notify-'));
+    const dir = testDir('ga-notify-');
     const socketPath = join(dir, 'notify.sock');
     // systemd's end of the protocol: a datagram socket printing what it receives (Node has no AF_UNIX datagrams).
     const listener = spawn('/usr/bin/python3', ['-u', '-c', `
@@ -85,7 +85,7 @@ while True:
       }),
     );
     await bound;
-    const state = mkdtempSync(join(tmpdir(), 'ga-cli-state-'));
+    const state = testDir('ga-cli-state-');
     const child = spawn(NODE, [BIN, '--datastore', 'mysql', '--state-dir', state, '--transport-url', transport, '--log-level', 'warn'], {
       stdio: ['ignore', 'ignore', 'ignore'],
       env: { ...process.env, NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: '400000' },
@@ -109,7 +109,7 @@ while True:
   });
 
   it('writes its log to log_dir as oslo.log would (the SYS guest log), reopened after rotation on SIGHUP, secrets redacted', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ga-cli-log-'));
+    const dir = testDir('ga-cli-log-');
     const state = join(dir, 'state');
     const conf = join(dir, 'extra.conf');
     writeFileSync(conf, `[DEFAULT]\nlog_dir = ${dir}/logs\n`);

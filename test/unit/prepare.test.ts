@@ -1,6 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { StatusReporter } from '../../src/heartbeat.ts';
@@ -8,6 +5,7 @@ import { PrepareMarkers } from '../../src/markers.ts';
 import { PrepareService } from '../../src/prepare.ts';
 import type { PrepareRequest } from '../../src/datastore.ts';
 import { createFakeDatastore } from '../fakes/datastore.ts';
+import { testDir } from '../tmp.ts';
 
 const log = pino({ level: 'silent' });
 const req: PrepareRequest = {
@@ -16,7 +14,7 @@ const req: PrepareRequest = {
 };
 
 function setup() {
-  const dir = mkdtempSync(join(tmpdir(), 'prep-'));
+  const dir = testDir('prep-');
   const ds = createFakeDatastore(dir);
   const markers = new PrepareMarkers(dir);
   const sent: string[] = [];
@@ -84,7 +82,7 @@ describe('rebuild orchestration', () => {
 
 describe('status reporter', () => {
   it('sends nothing before prepare unless forced, then on change and every interval', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hb-'));
+    const dir = testDir('hb-');
     const ds = createFakeDatastore(dir);
     let prepared = false;
     const sent: string[] = [];

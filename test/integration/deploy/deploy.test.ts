@@ -2,14 +2,14 @@
 // the systemd unit passes `systemd-analyze verify`, and the release tarball
 // runs with its own Node on a PATH without one, answering rpc_ping.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import amqplib from 'amqplib';
 import { describe, expect, inject, it } from 'vitest';
 import { RpcClient } from '../../../src/rpc/client.ts';
+import { testDir } from '../../tmp.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -37,7 +37,7 @@ describe('deployment', () => {
     ].join('\n');
     const appended = (await run('/usr/bin/python3', ['-c', script])).stdout;
     expect(appended).toContain('write_files:');
-    const dir = mkdtempSync(join(tmpdir(), 'ga-ud-'));
+    const dir = testDir('ga-ud-');
     for (const t of readdirSync(join(ROOT, 'cloudinit'))) {
       const merged = join(dir, t);
       writeFileSync(merged, readFileSync(join(ROOT, 'cloudinit', t), 'utf8') + appended);
@@ -50,7 +50,7 @@ describe('deployment', () => {
   });
 
   it('the systemd unit verifies', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ga-unit-'));
+    const dir = testDir('ga-unit-');
     // verify wants ExecStart to exist: point it at a stand-in with the same arguments.
     const unit = readFileSync(join(ROOT, 'systemd/guestagent.service'), 'utf8').replace('/opt/guestagent/bin/guestagent', '/bin/true');
     writeFileSync(join(dir, 'guestagent.service'), unit);
@@ -63,7 +63,7 @@ describe('deployment', () => {
   it('the release tarball runs with its bundled Node and answers within a second of launch', async () => {
     const { stdout } = await run(join(ROOT, 'scripts/build-release.sh'), [], { cwd: ROOT, timeout: 300_000, maxBuffer: 10 * 1024 * 1024 });
     const tarball = /dist\/(guestagent-[^ ]+\.tar\.gz)/.exec(stdout)![1]!;
-    const dir = mkdtempSync(join(tmpdir(), 'ga-release-'));
+    const dir = testDir('ga-release-');
     await run('tar', ['-xzf', join(ROOT, 'dist', tarball), '-C', dir, '--strip-components=1']);
     // A PATH with only what the launcher script itself uses: no node at all.
     const bin = join(dir, 'pathbin');

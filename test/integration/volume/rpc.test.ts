@@ -1,9 +1,9 @@
 // mount_volume, resize_fs and unmount_volume sent by Trove's own client to
 // the agent, on a real loop device.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFakeDatastore } from '../../fakes/datastore.ts';
 import { startTestAgent, type TestAgent } from '../harness/agent.ts';
@@ -30,6 +30,8 @@ afterAll(async () => {
   await ta?.agent.stop();
   await exec('umount', [mountPoint], { okExitCodes: [0, 1, 32] }).catch(() => {});
   await loop?.detach();
+  // Only once nothing is mounted there: rm must not walk into the volume.
+  if (!(await exec('mountpoint', ['-q', mountPoint], { okExitCodes: [0, 1, 32] }).then((r) => r.exitCode === 0))) rmSync(dirname(mountPoint), { recursive: true, force: true });
 });
 
 describe('volume methods over RPC', () => {

@@ -1,18 +1,18 @@
 // The Redis server log as the 'redis' guest log: where it is, that the agent's
 // logfile line comes after the overrides include, and that it cannot be switched.
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createRedisDatastore } from '../../../datastores/redis/index.ts';
+import { testDir } from '../../tmp.ts';
 
 const make = (stateDir: string) => createRedisDatastore({ log: pino({ level: 'silent' }), section: {}, runner: 'process', stateDir, port: 1, events: {} });
 const ctx = { log: pino({ level: 'silent' }), signal: new AbortController().signal };
 
 describe('redis guest log', () => {
   it("is the SYSTEM log 'redis' at <state>/log/redis-server.log, always on", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ga-redis-log-'));
+    const dir = testDir('ga-redis-log-');
     const logs = make(dir).logs!;
     expect(logs.defs()).toEqual([{ name: 'redis', type: 'SYS', file: join(dir, 'log', 'redis-server.log') }]);
     expect(await logs.isEnabled('redis')).toBe(true);
@@ -20,7 +20,7 @@ describe('redis guest log', () => {
   });
 
   it('writes logfile after the overrides include, so neither the config nor an override moves it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ga-redis-log-'));
+    const dir = testDir('ga-redis-log-');
     const ds = make(dir);
     await ds.configuration!.resetConfiguration('logfile /tmp/elsewhere.log\nsave ""\n', ctx);
     await ds.configuration!.updateOverrides({ logfile: '/tmp/override.log' }, false, ctx);
