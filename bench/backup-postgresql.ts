@@ -218,6 +218,9 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     const anchorUrl = `${info.storageUrl}/bench/anchor-gzip.tar.gz`;
     const ag = await shell(`${tool} | ${time('ag.rss')} gzip -6 | ${curl('agc.rss')}`, { ...toolEnv, HDR: hdr, URL: anchorUrl });
     const az = await shell(`${tool} -z | ${curl('azc.rss')}`, { ...toolEnv, HDR: hdr, URL: `${info.storageUrl}/bench/anchor-z.tar.gz` });
+    // The raw zstd pipe uploading to the same Swift: what Swift itself costs on these cores.
+    const rawZstUrl = `${info.storageUrl}/bench/raw.tar.zst`;
+    const zc = await shell(`${tool} | ${time('zc.rss')} zstd -T0 -3 -q | ${curl('zcc.rss')}`, { ...toolEnv, HDR: hdr, URL: rawZstUrl });
     const anchors: Array<[string, number, number, number]> = [
       ["anchor: Trove's codec, one gzip, curl to Swift", ag.seconds, Number(ag.out), (kib(dir, 'ag.rss') + kib(dir, 'agc.rss')) / 1024],
       ["anchor: Trove's command (pg_basebackup -z), curl", az.seconds, Number(az.out), kib(dir, 'azc.rss') / 1024],
@@ -234,6 +237,9 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     const rr = await shell(`curl -sS -f -H @"$HDR" "$URL" | gzip -dc | tar -x -C "$T"`, { HDR: hdr, URL: anchorUrl, T: target });
     if (!existsSync(join(target, 'PG_VERSION'))) throw new Error('the raw restore has no PG_VERSION');
     rmSync(target, { recursive: true, force: true });
+    mkdirSync(target);
+    const rrz = await shell(`curl -sS -f -H @"$HDR" "$URL" | zstd -dcq | tar -x -C "$T"`, { HDR: hdr, URL: rawZstUrl, T: target });
+    rmSync(target, { recursive: true, force: true });
     type Restored = { seconds: number; fetchSeconds: number; peakRssKiB: number; baselineKiB: number; rows: number };
     const rg = await child<Restored>(['--ours-restore', info.storageUrl, join(dir, 'restore-gz'), gz.location, gz.checksum], info.token);
     rmSync(join(dir, 'restore-gz'), { recursive: true, force: true });
@@ -246,19 +252,23 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     const row = (name: string, s: number, stored: number | null, rss: number) =>
       console.log([name.padEnd(56), (mb / s).toFixed(1).padStart(8), s.toFixed(2).padStart(9), (stored === null ? '-' : (stored / 1e6).toFixed(1)).padStart(10), rss.toFixed(1).padStart(13)].join(''));
     for (const [name, s, rss] of raw) row(name, s, null, rss);
+    row('raw: pg_basebackup | zstd -T0 -3 | curl -T - → Swift', zc.seconds, Number(zc.out), (kib(dir, 'zc.rss') + kib(dir, 'zcc.rss')) / 1024);
     for (const [name, s, stored, rss] of anchors) row(name, s, stored, rss);
     row('ours: create_backup gzip → Swift', gz.seconds, gz.size, gz.peakRssKiB / 1024);
     row('ours: create_backup zstd → Swift', zs.seconds, zs.size, zs.peakRssKiB / 1024);
     row('restore anchor: curl | gzip -dc | tar -x', rr.seconds, null, 0);
+    row('restore raw: curl | zstd -dc | tar -x', rrz.seconds, null, 0);
     row('restore ours from gzip (prepare, server started)', rg.seconds, null, rg.peakRssKiB / 1024);
     row('restore ours from zstd (prepare, server started)', rz.seconds, null, rz.peakRssKiB / 1024);
     const [, rawZs] = raw[2]!;
     const [, anchorGz] = anchors[0]!;
     const [, anchorZ] = anchors[1]!;
-    console.log(`ratios: ours zstd ${(zs.seconds / rawZs).toFixed(2)}x the time of pg_basebackup | zstd -T0 -3 > /dev/null (target ≤ 1.10); ` +
+    console.log(`ratios: ours zstd ${(zs.seconds / rawZs).toFixed(2)}x the time of pg_basebackup | zstd -T0 -3 > /dev/null (target ≤ 1.10), ` +
+      `${(zs.seconds / zc.seconds).toFixed(2)}x the same pipe uploading to Swift; ` +
       `ours gzip ${(anchorGz / gz.seconds).toFixed(2)}x the speed of the one-gzip anchor (${(anchorZ / gz.seconds).toFixed(2)}x of pg_basebackup -z); ` +
       `restore anchor / restore ours from zstd ${(rr.seconds / rz.seconds).toFixed(2)}x (target ≥ 1.5; from gzip ${(rr.seconds / rg.seconds).toFixed(2)}x; ` +
-      `fetch + tar -x alone: gzip ${rg.fetchSeconds.toFixed(1)} s, zstd ${rz.fetchSeconds.toFixed(1)} s, so ${(rr.seconds / rz.fetchSeconds).toFixed(2)}x); ` +
+      `fetch + tar -x alone: gzip ${rg.fetchSeconds.toFixed(1)} s, zstd ${rz.fetchSeconds.toFixed(1)} s, so ${(rr.seconds / rz.fetchSeconds).toFixed(2)}x, ` +
+      `and ${(rrz.seconds / rz.fetchSeconds).toFixed(2)}x the speed of the raw zstd restore); ` +
       `peak RSS ${(Math.max(gz.peakRssKiB, zs.peakRssKiB, rg.peakRssKiB, rz.peakRssKiB) / 1024).toFixed(0)} MiB (target ≤ 150 MB)`);
     console.log(`(ours: the Node process was at ${(gz.baselineKiB / 1024).toFixed(0)} MiB before a backup, ${(rg.baselineKiB / 1024).toFixed(0)} MiB before a restore)`);
   } finally {
