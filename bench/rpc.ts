@@ -34,6 +34,13 @@ function cpuSeconds(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime
 }
+/** VmRSS split: anonymous (heaps, stacks) and file-backed (the interpreter's own binary and libraries). */
+function rssParts(pid: number): { anon: number; file: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
+  return { anon: kb('RssAnon'), file: kb('RssFile') };
+}
+
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
@@ -55,6 +62,8 @@ interface Result {
   rps16: number;
   pyP50: number;
   idleRss: number;
+  idleAnon: number;
+  idleFile: number;
 }
 
 async function firstAnswer(client: RpcClient, topic: string, launched: number): Promise<number> {
@@ -105,7 +114,7 @@ async function measure(name: string, pid: number, topic: string, client: RpcClie
   await py.close();
   const wait = 30_000 - (performance.now() - launched);
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  return { name, firstAnswerMs, cpuPer10k, p50: pct(lat, 50), p99: pct(lat, 99), rps1, p50x16: pct(lat16, 50), p99x16: pct(lat16, 99), rps16, pyP50: pct(pyLat, 50), idleRss: rssMiB(pid) };
+  return { name, firstAnswerMs, cpuPer10k, p50: pct(lat, 50), p99: pct(lat, 99), rps1, p50x16: pct(lat16, 50), p99x16: pct(lat16, 99), rps16, pyP50: pct(pyLat, 50), idleRss: rssMiB(pid), idleAnon: rssParts(pid).anon, idleFile: rssParts(pid).file };
 }
 
 function confFiles(dir: string, guestId: string, transportUrl: string, extra = ''): string[] {
@@ -179,6 +188,7 @@ async function main(): Promise<void> {
     ['calls/s, 16 callers', (r) => r.rps16.toFixed(0)],
     ["p50 with Trove's Python caller (ms)", (r) => r.pyP50.toFixed(2)],
     ['idle RSS 30 s after launch (MiB)', (r) => r.idleRss.toFixed(1)],
+    ['  of it anonymous / file-backed (MiB)', (r) => `${r.idleAnon.toFixed(1)} / ${r.idleFile.toFixed(1)}`],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   console.log(`\n${''.padEnd(w)}  ${o.name.padEnd(26)}  ${p.name}`);

@@ -32,6 +32,7 @@ import { filesystemStats } from './volume/stats.ts';
 import { createBackupService } from './backup/service.ts';
 import { createGuestLogService } from './guestlog.ts';
 import { createSdNotifier } from './sd-notify.ts';
+import { createIdleGc, type IdleGc } from './process/idle-gc.ts';
 
 const GUEST_CONF_DIR = '/etc/trove/conf.d';
 /** In-flight calls get this long after SIGTERM before they are aborted (systemd TimeoutStopSec must exceed FORCE). */
@@ -89,6 +90,8 @@ function persistentGuestId(stateDir: string, create: boolean): string | null {
 export interface DaemonOverrides {
   /** Use this datastore factory instead of the registry's (tests of the spine). */
   factory?: DatastoreFactory;
+  /** After each quiet spell, one full GC (see process/idle-gc.ts): the daemon's own process only. */
+  idleGc?: IdleGc;
 }
 
 export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {}): Promise<Agent> {
@@ -209,6 +212,7 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
     codec: createRequestCodec(secure),
     prefetch: r.qosPrefetchCount,
     log: log.child({ component: 'rpc' }),
+    onHandled: o.idleGc ? () => o.idleGc!.touch() : undefined,
   });
   const agent = new Agent({ connection, server, reporter, conductor, datastore, markers, log, graceMs: GRACE_MS });
   await agent.start();
@@ -260,7 +264,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   notifier?.status(`connecting to the broker for guestagent.${settings.config.guestId}`);
   let agent: Agent;
   try {
-    agent = await runDaemon(settings, log);
+    const idleGc = createIdleGc();
+    agent = await runDaemon(settings, log, { idleGc });
+    idleGc.touch(); // start-up's own garbage, once the agent is quiet
+
     notifier?.ready(`serving guestagent.${settings.config.guestId}`);
   } catch (err) {
     notifier?.close();

@@ -30,6 +30,8 @@ export interface RpcServerOptions {
   replyRetryMs?: number;
   /** How many `_unique_id`s are remembered for duplicate detection. */
   dedupeSize?: number;
+  /** Called after each request is handled (and answered). */
+  onHandled?: () => void;
 }
 
 /** AMQP properties oslo puts on every message it publishes. */
@@ -165,6 +167,7 @@ export class RpcServer {
     }
     log.debug({ method: req.method, ms: Math.round(performance.now() - started), call: isCall }, 'rpc handled');
     if (isCall) await this.#reply(req.msgId!, req.replyQ!, { result, failure, ending: true }, true);
+    this.#o.onHandled?.();
   }
 
   async #reply(
