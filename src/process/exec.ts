@@ -184,7 +184,12 @@ export function spawnStreaming(file: string, args: readonly string[], opts: Spaw
     if (r.isCanceled || ((opts.signal?.aborted ?? false) && r.exitCode === undefined && !r.signal)) {
       throw new AbortedError(`aborted: ${command}`);
     }
-    if (r.failed || r.exitCode !== 0) {
+    // A pipe handed to the child belongs to another child too: that one may close it first
+    // (tar exits at its end-of-archive blocks without reading to EOF) and execa then reports
+    // the stream's premature close, though this child exited 0. The exit status decides.
+    const handedOff = typeof opts.stdin === 'object' || typeof opts.stdout === 'object';
+    const closedUnder = handedOff && r.exitCode === 0 && !r.signal && !r.timedOut && (r.cause as { code?: unknown } | undefined)?.code === 'ERR_STREAM_PREMATURE_CLOSE';
+    if ((r.failed && !closedUnder) || r.exitCode !== 0) {
       throw processError(command, r.exitCode, r.signal, tail.toString('utf8'), r.timedOut, r.cause);
     }
   });

@@ -160,6 +160,26 @@ describe('runBackup / runRestore against Swift', () => {
     expect(res.size).toBe(gz.length);
   });
 
+  it('a consumer that stops at its end-of-archive (tar) before reading the last padding: still a success, every time', async () => {
+    // tar exits at its end-of-archive blocks; what gzip -d wrote after them stays unread in the
+    // pipe and tar's side closes under the codec, which exited 0: the exit statuses decide.
+    const dir = join(tmp, `tar-${randomUUID()}`);
+    execFileSync('mkdir', ['-p', join(dir, 'in')]);
+    execFileSync('sh', ['-c', 'head -c 300000 /dev/urandom > "$0/in/data"', dir]);
+    const tar = Buffer.concat([execFileSync('tar', ['-cf', '-', '-C', join(dir, 'in'), 'data'], { maxBuffer: 10 * MiB }), Buffer.alloc(16384)]);
+    const gz = gzipSync(tar);
+    const name = `${randomUUID()}.tar.gz`;
+    await swift.putContainer(container);
+    await swift.putObject(container, name, gz);
+    const checksum = createHash('md5').update(gz).digest('hex');
+    for (let i = 0; i < 25; i++) {
+      const out = join(dir, `out-${i}`);
+      execFileSync('mkdir', [out]);
+      await runRestore({ location: `${swiftInfo.storageUrl}/${container}/${name}`, checksum, swift, consumer: { file: 'tar', args: ['-x', '-C', out] }, log });
+      expect(readFileSync(join(out, 'data')).equals(readFileSync(join(dir, 'in', 'data')))).toBe(true);
+    }
+  });
+
   it("Trove's restore path (swiftclient, python) reads our SLO backup with our checksum", async () => {
     const id = randomUUID();
     const bytes = Math.round(2.5 * MiB);
