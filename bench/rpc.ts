@@ -12,7 +12,7 @@
  * then the ratios against the targets. Not a test: nothing passes or fails.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -145,9 +145,11 @@ async function main(): Promise<void> {
   await client.open();
   const children: ChildProcess[] = [];
   const results: Result[] = [];
+  const dirs: string[] = [];
   try {
     // Our agent.
     const ours = mkdtempSync(join(tmpdir(), 'bench-ours-'));
+    dirs.push(ours);
     const oursId = 'bench-ours';
     const oursFiles = confFiles(ours, oursId, transport);
     let launched = performance.now();
@@ -161,6 +163,7 @@ async function main(): Promise<void> {
 
     // Trove's Python agent, in a private mount namespace.
     const py = mkdtempSync(join(tmpdir(), 'bench-py-'));
+    dirs.push(py);
     const pyId = 'bench-python';
     const pyFiles = confFiles(py, pyId, transport, '[mysql]\ndevice_path = proc\nmount_point = /var/lib/mysql\n');
     const setup = ['/etc/mysql', '/var/lib/mysql', '/var/run/mysqld', '/opt'].map((d) => `mount -t tmpfs none ${d}`).join(' && ');
@@ -173,6 +176,12 @@ async function main(): Promise<void> {
     results.push(await measure('trove-guestagent 18 (Python)', p.pid!, `guestagent.${pyId}`, client, rabbit.url, pyId, launched));
   } finally {
     for (const c of children) c.kill('SIGTERM');
+    // Once they are gone: their state directories go too.
+    await Promise.race([
+      Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r))))),
+      new Promise((r) => setTimeout(r, 15_000).unref()),
+    ]);
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
     await client.close();
     await model.close();
     docker.close();
