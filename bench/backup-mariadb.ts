@@ -18,7 +18,7 @@
  * Keystone starts too, as the tool authenticates there).
  * Usage: node bench/backup.ts mariadb [data dir bytes, default 2e9] [segmentMiB]
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,13 +27,13 @@ import { createMariadbDatastore } from '../datastores/mariadb/index.ts';
 import { MARIABACKUP, MBSTREAM } from '../datastores/mysql/backup.ts';
 import { connectSql } from '../datastores/mysql/sql.ts';
 import type { Codec } from '../src/backup/compress.ts';
-import { createBackupService } from '../src/backup/service.ts';
 import { createSwiftClient } from '../src/backup/swift-client.ts';
-import type { BackupFetcher, Datastore, PrepareRequest } from '../src/datastore.ts';
+import type { Datastore, PrepareRequest } from '../src/datastore.ts';
 import { freePort } from '../test/integration/harness/ports.ts';
 import { runTroveTool, toolRestored, toolSaved, TROVE_SRC } from '../test/integration/harness/trove-tool.ts';
 import { startKeystone, type KeystoneInfo } from '../test/integration/setup/keystone.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
+import { measureBackup, peakKiB, shell, shQuote, timedFetcher, type OursBackup } from './backup-common.ts';
 import { runShipped } from './shipped.ts';
 
 const silent = pino({ level: 'silent' });
@@ -78,72 +78,24 @@ async function fill(stateDir: string, bytes: number): Promise<{ rows: number; da
   }
 }
 
-/** A bash pipeline, timed; `/usr/bin/time -f %M` writes peak RSS (KiB) of a stage into $DIR/<file>. */
-function shell(script: string, env: Record<string, string>): Promise<{ seconds: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const t = performance.now();
-    const c = spawn('bash', ['-c', `set -o pipefail\n${script}`], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    c.on('exit', (code) => (code === 0 ? resolve({ seconds: (performance.now() - t) / 1000, out }) : reject(new Error(`pipeline exited ${code}`))));
-  });
-}
-const kib = (dir: string, f: string) => Number(readFileSync(join(dir, f), 'utf8').trim().split('\n').at(-1));
-const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-const catalog = (storageUrl: string, token: string) => ({ auth_token: token, service_catalog: [{ type: 'object-store', endpoints: [{ publicURL: storageUrl }] }] });
-
-interface OursBackup {
-  seconds: number;
-  peakRssKiB: number;
-  baselineKiB: number;
-  location: string;
-  checksum: string;
-  size: number;
-}
-
 /** In a fresh Node process (its own peak RSS): the agent's create_backup of the source. */
 async function oursBackup(storageUrl: string, token: string, stateDir: string, segmentMaxSize: number, codec: Codec): Promise<void> {
-  const baselineKiB = process.resourceUsage().maxRSS;
-  let final: Record<string, unknown> = {};
-  const service = createBackupService({
-    datastore: mariadb(stateDir, 0), updateBackup: async (_id, fields) => void (final = fields), usedGb: async () => 0,
-    container: 'bench', segmentMaxSize, swiftUrl: null, datastoreVersion: '10.11', encryptionKey: null, compression: codec,
-  });
-  const t = performance.now();
-  await service.create({ id: `ours-${codec}-${Date.now()}`, datastore: 'mariadb', datastoreVersion: '10.11' }, catalog(storageUrl, token), ctx());
-  const seconds = (performance.now() - t) / 1000;
-  if (final['state'] !== 'COMPLETED') throw new Error(`backup ended ${JSON.stringify(final)}`);
-  const location = String(final['location']);
-  const head = await createSwiftClient({ storageUrl, token }).head('bench', location.split('/').at(-1)!);
-  process.stdout.write(JSON.stringify({ seconds, peakRssKiB: process.resourceUsage().maxRSS, baselineKiB, location, checksum: final['checksum'], size: head.contentLength }));
+  process.stdout.write(JSON.stringify(await measureBackup({ datastore: mariadb(stateDir, 0), name: 'mariadb', version: '10.11', storageUrl, token, segmentMaxSize, codec })));
 }
 
 /** In a fresh Node process: prepare(backup_info) of a new MariaDB datastore; the fetch (stream into mbstream) timed apart. */
 async function oursRestore(storageUrl: string, token: string, stateDir: string, location: string, checksum: string): Promise<void> {
   const baselineKiB = process.resourceUsage().maxRSS;
-  const service = createBackupService({
-    datastore: mariadb(stateDir, 0), updateBackup: async () => {}, usedGb: async () => 0,
-    container: 'bench', segmentMaxSize: 2 ** 31, swiftUrl: null, datastoreVersion: '10.11', encryptionKey: null, compression: 'gzip',
-  });
-  const real = service.fetcher(catalog(storageUrl, token), null);
-  let fetchSeconds = 0;
-  const timed: BackupFetcher = {
-    metadata: (l, c) => real.metadata(l, c),
-    async restoreInto(l, sum, consumer, c) {
-      const t = performance.now();
-      await real.restoreInto(l, sum, consumer, c);
-      fetchSeconds += (performance.now() - t) / 1000;
-    },
-  };
   const ds = mariadb(stateDir, await freePort());
+  const timed = timedFetcher(ds, '10.11', storageUrl, token);
   const t = performance.now();
-  await ds.lifecycle.prepare(prepareRequest({ id: 'restore', location, checksum }), ctx(), timed);
+  await ds.lifecycle.prepare(prepareRequest({ id: 'restore', location, checksum }), ctx(), timed.fetcher);
   const seconds = (performance.now() - t) / 1000;
   const db = admin(stateDir);
   const [r] = await db.query<{ n: number }>('SELECT COUNT(*) AS n FROM bench.orders');
   await db.end();
   await ds.lifecycle.close();
-  process.stdout.write(JSON.stringify({ seconds, fetchSeconds, peakRssKiB: process.resourceUsage().maxRSS, baselineKiB, rows: Number(r!.n) }));
+  process.stdout.write(JSON.stringify({ seconds, fetchSeconds: timed.fetchSeconds(), peakRssKiB: process.resourceUsage().maxRSS, baselineKiB, rows: Number(r!.n) }));
 }
 
 /**
@@ -195,7 +147,7 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
 
     // Raw tool pipelines with the agent's own mariabackup command line.
     const plan = await source.backup!.plan({ backupId: 'raw', parent: null }, ctx());
-    const tool = [plan.producer.file, ...plan.producer.args].map(quote).join(' ');
+    const tool = [plan.producer.file, ...plan.producer.args].map(shQuote).join(' ');
     const time = (f: string) => `/usr/bin/time -f %M -o "$DIR/${f}"`;
     const raw: Array<[string, number, number]> = [];
     let streamBytes = 0;
@@ -212,7 +164,7 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
     ] as const) {
       const r = await shell(`${tool} 2>/dev/null ${tail}`, { DIR: dir, HDR: hdr, URL: rawZstUrl });
       if (!rss) streamBytes = Number(r.out.trim());
-      raw.push([name, r.seconds, rss ? kib(dir, rss) / 1024 : 0]);
+      raw.push([name, r.seconds, rss ? peakKiB(dir, rss) / 1024 : 0]);
       rmSync(join(plan.producer.args.find((a) => a.startsWith('--target-dir='))!.slice('--target-dir='.length)), { recursive: true, force: true });
     }
     await plan.cleanup();

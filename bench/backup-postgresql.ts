@@ -29,11 +29,11 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { createPostgresDatastore } from '../datastores/postgresql/index.ts';
 import type { Codec } from '../src/backup/compress.ts';
-import { createBackupService } from '../src/backup/service.ts';
 import { createSwiftClient } from '../src/backup/swift-client.ts';
-import type { BackupFetcher, Datastore, PrepareRequest } from '../src/datastore.ts';
+import type { Datastore, PrepareRequest } from '../src/datastore.ts';
 import { freePort } from '../test/integration/harness/ports.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
+import { measureBackup, peakKiB, shell, shQuote, timedFetcher, type OursBackup } from './backup-common.ts';
 import { runShipped } from './shipped.ts';
 
 const BIN = '/usr/lib/postgresql/15/bin';
@@ -78,19 +78,6 @@ function fill(stateDir: string, port: number, scale: number): Promise<void> {
   });
 }
 
-/** A bash pipeline, timed; `/usr/bin/time -f %M` writes peak RSS (KiB) of a stage into $DIR/<file>. */
-function shell(script: string, env: Record<string, string | undefined>): Promise<{ seconds: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const t = performance.now();
-    const c = spawn('bash', ['-c', `set -o pipefail\n${script}`], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    c.on('exit', (code) => (code === 0 ? resolve({ seconds: (performance.now() - t) / 1000, out }) : reject(new Error(`pipeline exited ${code}`))));
-  });
-}
-const kib = (dir: string, f: string) => Number(readFileSync(join(dir, f), 'utf8').trim().split('\n').at(-1));
-const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-const catalog = (storageUrl: string, token: string) => ({ auth_token: token, service_catalog: [{ type: 'object-store', endpoints: [{ publicURL: storageUrl }] }] });
 const duBytes = (path: string) => Number(execFileSync('du', ['-sb', path], { encoding: 'utf8' }).split('\t')[0]);
 
 /** A postgres a crashed child left running in one of our directories: stopped by the pid in its postmaster.pid. */
@@ -114,57 +101,23 @@ async function stopLeftover(stateDir: string): Promise<void> {
   }
 }
 
-interface OursBackup {
-  seconds: number;
-  peakRssKiB: number;
-  baselineKiB: number;
-  location: string;
-  checksum: string;
-  size: number;
-}
-
 /** In a fresh Node process (its own peak RSS): the agent's create_backup of the source. */
 async function oursBackup(storageUrl: string, token: string, stateDir: string, port: number, segmentMaxSize: number, codec: Codec): Promise<void> {
-  const baselineKiB = process.resourceUsage().maxRSS;
-  let final: Record<string, unknown> = {};
-  const service = createBackupService({
-    datastore: postgres(stateDir, port), updateBackup: async (_id, fields) => void (final = fields), usedGb: async () => 0,
-    container: 'bench', segmentMaxSize, swiftUrl: null, datastoreVersion: '15', encryptionKey: null, compression: codec,
-  });
-  const t = performance.now();
-  await service.create({ id: `ours-${codec}-${Date.now()}`, datastore: 'postgresql', datastoreVersion: '15' }, catalog(storageUrl, token), ctx());
-  const seconds = (performance.now() - t) / 1000;
-  if (final['state'] !== 'COMPLETED') throw new Error(`backup ended ${JSON.stringify(final)}`);
-  const location = String(final['location']);
-  const head = await createSwiftClient({ storageUrl, token }).head('bench', location.split('/').at(-1)!);
-  process.stdout.write(JSON.stringify({ seconds, peakRssKiB: process.resourceUsage().maxRSS, baselineKiB, location, checksum: final['checksum'], size: head.contentLength }));
+  process.stdout.write(JSON.stringify(await measureBackup({ datastore: postgres(stateDir, port), name: 'postgresql', version: '15', storageUrl, token, segmentMaxSize, codec })));
 }
 
 /** In a fresh Node process: prepare(backup_info) of a new PostgreSQL datastore; the fetch (stream into tar -x) timed apart. */
 async function oursRestore(storageUrl: string, token: string, stateDir: string, location: string, checksum: string): Promise<void> {
   const baselineKiB = process.resourceUsage().maxRSS;
   const port = await freePort();
-  const service = createBackupService({
-    datastore: postgres(stateDir, port), updateBackup: async () => {}, usedGb: async () => 0,
-    container: 'bench', segmentMaxSize: 2 ** 31, swiftUrl: null, datastoreVersion: '15', encryptionKey: null, compression: 'gzip',
-  });
-  const real = service.fetcher(catalog(storageUrl, token), null);
-  let fetchSeconds = 0;
-  const timed: BackupFetcher = {
-    metadata: (l, c) => real.metadata(l, c),
-    async restoreInto(l, sum, consumer, c) {
-      const t = performance.now();
-      await real.restoreInto(l, sum, consumer, c);
-      fetchSeconds += (performance.now() - t) / 1000;
-    },
-  };
   const ds = postgres(stateDir, port);
+  const timed = timedFetcher(ds, '15', storageUrl, token);
   try {
     const t = performance.now();
-    await ds.lifecycle.prepare(prepareRequest({ id: 'restore', location, checksum }), ctx(), timed);
+    await ds.lifecycle.prepare(prepareRequest({ id: 'restore', location, checksum }), ctx(), timed.fetcher);
     const seconds = (performance.now() - t) / 1000;
     const rows = await accounts(stateDir, port);
-    process.stdout.write(JSON.stringify({ seconds, fetchSeconds, peakRssKiB: process.resourceUsage().maxRSS, baselineKiB, rows }));
+    process.stdout.write(JSON.stringify({ seconds, fetchSeconds: timed.fetchSeconds(), peakRssKiB: process.resourceUsage().maxRSS, baselineKiB, rows }));
   } finally {
     await ds.lifecycle.close();
   }
@@ -195,7 +148,7 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
 
     // Raw tool pipelines with the agent's own pg_basebackup command line (the password in its environment).
     const plan = await source.backup!.plan({ backupId: 'raw', parent: null }, ctx());
-    const tool = [plan.producer.file, ...plan.producer.args].map(quote).join(' ');
+    const tool = [plan.producer.file, ...plan.producer.args].map(shQuote).join(' ');
     const toolEnv = { ...plan.producer.env, DIR: dir };
     const time = (f: string) => `/usr/bin/time -f %M -o "$DIR/${f}"`;
     const raw: Array<[string, number, number]> = [];
@@ -207,7 +160,7 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     ] as const) {
       const r = await shell(`${tool} ${tail}`, toolEnv);
       if (!rss) streamBytes = Number(r.out.trim());
-      raw.push([name, r.seconds, rss ? kib(dir, rss) / 1024 : 0]);
+      raw.push([name, r.seconds, rss ? peakKiB(dir, rss) / 1024 : 0]);
     }
 
     // Trove's driver into Swift: the token goes to curl through a header file, not argv.
@@ -222,8 +175,8 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     const rawZstUrl = `${info.storageUrl}/bench/raw.tar.zst`;
     const zc = await shell(`${tool} | ${time('zc.rss')} zstd -T0 -3 -q | ${curl('zcc.rss')}`, { ...toolEnv, HDR: hdr, URL: rawZstUrl });
     const anchors: Array<[string, number, number, number]> = [
-      ["anchor: Trove's codec, one gzip, curl to Swift", ag.seconds, Number(ag.out), (kib(dir, 'ag.rss') + kib(dir, 'agc.rss')) / 1024],
-      ["anchor: Trove's command (pg_basebackup -z), curl", az.seconds, Number(az.out), kib(dir, 'azc.rss') / 1024],
+      ["anchor: Trove's codec, one gzip, curl to Swift", ag.seconds, Number(ag.out), (peakKiB(dir, 'ag.rss') + peakKiB(dir, 'agc.rss')) / 1024],
+      ["anchor: Trove's command (pg_basebackup -z), curl", az.seconds, Number(az.out), peakKiB(dir, 'azc.rss') / 1024],
     ];
     await plan.cleanup();
 
@@ -252,7 +205,7 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     const row = (name: string, s: number, stored: number | null, rss: number) =>
       console.log([name.padEnd(56), (mb / s).toFixed(1).padStart(8), s.toFixed(2).padStart(9), (stored === null ? '-' : (stored / 1e6).toFixed(1)).padStart(10), rss.toFixed(1).padStart(13)].join(''));
     for (const [name, s, rss] of raw) row(name, s, null, rss);
-    row('raw: pg_basebackup | zstd -T0 -3 | curl -T - → Swift', zc.seconds, Number(zc.out), (kib(dir, 'zc.rss') + kib(dir, 'zcc.rss')) / 1024);
+    row('raw: pg_basebackup | zstd -T0 -3 | curl -T - → Swift', zc.seconds, Number(zc.out), (peakKiB(dir, 'zc.rss') + peakKiB(dir, 'zcc.rss')) / 1024);
     for (const [name, s, stored, rss] of anchors) row(name, s, stored, rss);
     row('ours: create_backup gzip → Swift', gz.seconds, gz.size, gz.peakRssKiB / 1024);
     row('ours: create_backup zstd → Swift', zs.seconds, zs.size, zs.peakRssKiB / 1024);

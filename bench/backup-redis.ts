@@ -22,11 +22,11 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { createRedisDatastore } from '../datastores/redis/index.ts';
 import { connectResp } from '../datastores/redis/resp.ts';
-import { createBackupService } from '../src/backup/service.ts';
 import { createSwiftClient } from '../src/backup/swift-client.ts';
-import type { BackupFetcher, Datastore, PrepareRequest } from '../src/datastore.ts';
+import type { Datastore, PrepareRequest } from '../src/datastore.ts';
 import { freePort } from '../test/integration/harness/ports.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
+import { measureBackup, peakKiB, shell, timedFetcher, type OursBackup } from './backup-common.ts';
 import { runShipped } from './shipped.ts';
 
 const silent = pino({ level: 'silent' });
@@ -89,18 +89,6 @@ async function fill(stateDir: string, bytes: number): Promise<void> {
   await exited;
 }
 
-/** A bash pipeline with /usr/bin/time on the named stages; the token goes to curl through a header file. */
-function shell(script: string, env: Record<string, string>): Promise<{ seconds: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const t = performance.now();
-    const c = spawn('bash', ['-c', `set -o pipefail\n${script}`], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    c.on('exit', (code) => (code === 0 ? resolve({ seconds: (performance.now() - t) / 1000, out }) : reject(new Error(`pipeline exited ${code}`))));
-  });
-}
-const maxKiB = (dir: string, ...files: string[]) => files.reduce((s, f) => s + Number(readFileSync(join(dir, f), 'utf8').trim().split('\n').at(-1)), 0);
-
 interface Measured {
   seconds: number;
   peakRssKiB: number;
@@ -109,51 +97,21 @@ interface Measured {
 
 /** In a fresh Node process (its own peak RSS): the agent's create_backup of the source. */
 async function oursBackup(storageUrl: string, token: string, stateDir: string, segmentMaxSize: number): Promise<void> {
-  const baselineKiB = process.resourceUsage().maxRSS;
-  let final: Record<string, unknown> = {};
-  const service = createBackupService({
-    datastore: redis(stateDir, 0),
-    updateBackup: async (_id, fields) => void (final = fields),
-    usedGb: async () => 0,
-    container: 'bench', segmentMaxSize, swiftUrl: null, datastoreVersion: '7.0', encryptionKey: null, compression: 'gzip',
-  });
-  const t = performance.now();
-  await service.create({ id: `ours-${Date.now()}`, datastore: 'redis', datastoreVersion: '7.0' }, { auth_token: token, service_catalog: [{ type: 'object-store', endpoints: [{ publicURL: storageUrl }] }] }, ctx());
-  const seconds = (performance.now() - t) / 1000;
-  if (final['state'] !== 'COMPLETED') throw new Error(`backup ended ${JSON.stringify(final)}`);
-  const location = String(final['location']);
-  const head = await createSwiftClient({ storageUrl, token }).head('bench', location.split('/').at(-1)!);
-  const storedBytes = Number((head.headers as Record<string, unknown>)['content-length']);
-  process.stdout.write(JSON.stringify({ seconds, peakRssKiB: process.resourceUsage().maxRSS, baselineKiB, location, checksum: final['checksum'], storedBytes }));
+  process.stdout.write(JSON.stringify(await measureBackup({ datastore: redis(stateDir, 0), name: 'redis', version: '7.0', storageUrl, token, segmentMaxSize, codec: 'gzip' })));
 }
 
 /** In a fresh Node process: prepare(backup_info) of a new Redis datastore, timing the fetch apart from the whole prepare. */
 async function oursRestore(storageUrl: string, token: string, stateDir: string, location: string, checksum: string): Promise<void> {
   const baselineKiB = process.resourceUsage().maxRSS;
-  const service = createBackupService({
-    datastore: redis(stateDir, 0), updateBackup: async () => {}, usedGb: async () => 0,
-    container: 'bench', segmentMaxSize: 2 ** 31, swiftUrl: null, datastoreVersion: '7.0', encryptionKey: null, compression: 'gzip',
-  });
-  const real = service.fetcher({ auth_token: token, service_catalog: [{ type: 'object-store', endpoints: [{ publicURL: storageUrl }] }] }, null);
-  let fetchSeconds = 0;
-  let fetchRssKiB = 0;
-  const timed: BackupFetcher = {
-    metadata: (l, c) => real.metadata(l, c),
-    async restoreInto(l, sum, consumer, c) {
-      const t = performance.now();
-      await real.restoreInto(l, sum, consumer, c);
-      fetchSeconds = (performance.now() - t) / 1000;
-      fetchRssKiB = process.resourceUsage().maxRSS;
-    },
-  };
   const ds = redis(stateDir, await freePort());
+  const timed = timedFetcher(ds, '7.0', storageUrl, token);
   const t = performance.now();
-  await ds.lifecycle.prepare(prepareRequest({ id: 'restore', location, checksum }), ctx(), timed);
+  await ds.lifecycle.prepare(prepareRequest({ id: 'restore', location, checksum }), ctx(), timed.fetcher);
   const seconds = (performance.now() - t) / 1000;
   const keys = await dbsize(stateDir);
   const rdbBytes = statSync(join(stateDir, 'data', 'dump.rdb')).size;
   await ds.lifecycle.close();
-  process.stdout.write(JSON.stringify({ seconds, fetchSeconds, peakRssKiB: fetchRssKiB, baselineKiB, keys, rdbBytes }));
+  process.stdout.write(JSON.stringify({ seconds, fetchSeconds: timed.fetchSeconds(), peakRssKiB: timed.fetchPeakKiB(), baselineKiB, keys, rdbBytes }));
 }
 
 const child = <T>(args: string[], token: string): Promise<T> => runShipped<T>(import.meta.filename, args, token);
@@ -195,7 +153,7 @@ export async function benchRedis(bytes: number, segMiB: number | undefined): Pro
     const rdbBytes = statSync(anchorRdb).size;
     rmSync(anchorRdb);
 
-    const ob = await child<Measured & { location: string; checksum: string; storedBytes: number }>(['--ours-backup', info.storageUrl, srcDir, String(segmentMaxSize)], info.token);
+    const ob = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(segmentMaxSize)], info.token);
     // The source's memory goes back before the restore runs a second server.
     await source.lifecycle.close();
     const or = await child<Measured & { fetchSeconds: number; keys: number; rdbBytes: number }>(['--ours-restore', info.storageUrl, join(dir, 'target'), ob.location, ob.checksum], info.token);
@@ -203,10 +161,10 @@ export async function benchRedis(bytes: number, segMiB: number | undefined): Pro
 
     const mb = rdbBytes / 1e6;
     const rows: Array<[string, number, number, number]> = [
-      ['backup  anchor: redis-cli --rdb - | gzip | curl', aBackup.seconds, Number(aBackup.out) / 1e6, maxKiB(dir, 'gzip.rss', 'curl.rss') / 1024],
-      ['backup  ours: create_backup (plan → runBackup)', ob.seconds, ob.storedBytes / 1e6, ob.peakRssKiB / 1024],
-      ['restore anchor: curl | gunzip | dd', aRestore.seconds, Number(aBackup.out) / 1e6, maxKiB(dir, 'curl2.rss', 'gunzip.rss', 'dd.rss') / 1024],
-      ['restore ours: fetcher (checksum, gunzip, dd)', or.fetchSeconds, ob.storedBytes / 1e6, or.peakRssKiB / 1024],
+      ['backup  anchor: redis-cli --rdb - | gzip | curl', aBackup.seconds, Number(aBackup.out) / 1e6, peakKiB(dir, 'gzip.rss', 'curl.rss') / 1024],
+      ['backup  ours: create_backup (plan → runBackup)', ob.seconds, ob.size / 1e6, ob.peakRssKiB / 1024],
+      ['restore anchor: curl | gunzip | dd', aRestore.seconds, Number(aBackup.out) / 1e6, peakKiB(dir, 'curl2.rss', 'gunzip.rss', 'dd.rss') / 1024],
+      ['restore ours: fetcher (checksum, gunzip, dd)', or.fetchSeconds, ob.size / 1e6, or.peakRssKiB / 1024],
     ];
     console.log(`RDB ${mb.toFixed(0)} MB (${keys.toLocaleString('en')} keys), Swift on 127.0.0.1, node ${process.version}, segments of ${(segmentMaxSize / 2 ** 20).toFixed(0)} MiB`);
     console.log(['pipeline'.padEnd(50), 'MB/s'.padStart(8), 'seconds'.padStart(9), 'stored MB'.padStart(10), 'peak RSS MiB'.padStart(13)].join(''));

@@ -1,0 +1,97 @@
+/**
+ * What the per-datastore backup benchmarks share: timed shell pipelines with
+ * /usr/bin/time's peak RSS per stage, the caller context pointing the agent
+ * at the bench's Swift, the agent's create_backup measured in its own
+ * process, and a restore fetcher that times the fetch apart from prepare.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import type { Codec } from '../src/backup/compress.ts';
+import { createBackupService, type CallerContext } from '../src/backup/service.ts';
+import { createSwiftClient } from '../src/backup/swift-client.ts';
+import type { BackupFetcher, Datastore, OpContext } from '../src/datastore.ts';
+
+export const benchCtx = (): OpContext => ({ log: pino({ level: 'silent' }), signal: new AbortController().signal });
+
+/** A bash pipeline, timed; `/usr/bin/time -f %M -o "$DIR/<file>"` on a stage writes its peak RSS (KiB) there. */
+export function shell(script: string, env: Record<string, string | undefined>): Promise<{ seconds: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const t = performance.now();
+    const c = spawn('bash', ['-c', `set -o pipefail\n${script}`], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('exit', (code) => (code === 0 ? resolve({ seconds: (performance.now() - t) / 1000, out }) : reject(new Error(`pipeline exited ${code}`))));
+  });
+}
+
+/** The sum of the peak RSS (KiB) `/usr/bin/time` wrote into each of `files` in `dir`. */
+export const peakKiB = (dir: string, ...files: string[]): number =>
+  files.reduce((sum, f) => sum + Number(readFileSync(join(dir, f), 'utf8').trim().split('\n').at(-1)), 0);
+
+/** A word for bash, single-quoted. */
+export const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** The caller's context as Trove's newer API sends it: the token and a catalog whose object-store is the bench's Swift. */
+export const catalogFor = (storageUrl: string, token: string): CallerContext => ({
+  auth_token: token,
+  service_catalog: [{ type: 'object-store', endpoints: [{ publicURL: storageUrl }] }],
+});
+
+export interface OursBackup {
+  seconds: number;
+  peakRssKiB: number;
+  baselineKiB: number;
+  location: string;
+  checksum: string;
+  /** Stored bytes (the object's Content-Length). */
+  size: number;
+}
+
+/** The agent's create_backup of `datastore` into the bench container, timed; run it in a fresh process for its own peak RSS. */
+export async function measureBackup(o: {
+  datastore: Datastore; name: string; version: string; storageUrl: string; token: string; segmentMaxSize: number; codec: Codec;
+}): Promise<OursBackup> {
+  const baselineKiB = process.resourceUsage().maxRSS;
+  let final: Record<string, unknown> = {};
+  const service = createBackupService({
+    datastore: o.datastore, updateBackup: async (_id, fields) => void (final = fields), usedGb: async () => 0,
+    container: 'bench', segmentMaxSize: o.segmentMaxSize, swiftUrl: null, datastoreVersion: o.version, encryptionKey: null, compression: o.codec,
+  });
+  const t = performance.now();
+  await service.create({ id: `ours-${o.codec}-${Date.now()}`, datastore: o.name, datastoreVersion: o.version }, catalogFor(o.storageUrl, o.token), benchCtx());
+  const seconds = (performance.now() - t) / 1000;
+  if (final['state'] !== 'COMPLETED') throw new Error(`backup ended ${JSON.stringify(final)}`);
+  const location = String(final['location']);
+  const head = await createSwiftClient({ storageUrl: o.storageUrl, token: o.token }).head('bench', location.split('/').at(-1)!);
+  return { seconds, peakRssKiB: process.resourceUsage().maxRSS, baselineKiB, location, checksum: String(final['checksum']), size: head.contentLength };
+}
+
+/**
+ * The agent's restore fetcher for `datastore` from the bench's Swift, timing each fetch (download,
+ * decompress, the datastore's unpacking tool) apart from the rest of prepare, with the process's
+ * peak RSS when the last fetch ended.
+ */
+export function timedFetcher(datastore: Datastore, version: string, storageUrl: string, token: string): { fetcher: BackupFetcher; fetchSeconds(): number; fetchPeakKiB(): number } {
+  const service = createBackupService({
+    datastore, updateBackup: async () => {}, usedGb: async () => 0,
+    container: 'bench', segmentMaxSize: 2 ** 31, swiftUrl: null, datastoreVersion: version, encryptionKey: null, compression: 'gzip',
+  });
+  const real = service.fetcher(catalogFor(storageUrl, token), null);
+  let seconds = 0;
+  let peak = 0;
+  return {
+    fetcher: {
+      metadata: (l, c) => real.metadata(l, c),
+      async restoreInto(l, sum, consumer, c) {
+        const t = performance.now();
+        await real.restoreInto(l, sum, consumer, c);
+        seconds += (performance.now() - t) / 1000;
+        peak = process.resourceUsage().maxRSS;
+      },
+    },
+    fetchSeconds: () => seconds,
+    fetchPeakKiB: () => peak,
+  };
+}
