@@ -30,7 +30,7 @@ import type { Codec } from '../src/backup/compress.ts';
 import { createSwiftClient } from '../src/backup/swift-client.ts';
 import type { Datastore, PrepareRequest } from '../src/datastore.ts';
 import { freePort } from '../test/integration/harness/ports.ts';
-import { runTroveTool, toolRestored, toolSaved, TROVE_SRC } from '../test/integration/harness/trove-tool.ts';
+import { mariabackupHome, runTroveTool, toolRestored, toolSaved, TROVE_SRC } from '../test/integration/harness/trove-tool.ts';
 import { startKeystone, type KeystoneInfo } from '../test/integration/setup/keystone.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
 import { measureBackup, peakKiB, shell, shQuote, timedFetcher, type OursBackup } from './backup-common.ts';
@@ -105,8 +105,7 @@ async function oursRestore(storageUrl: string, token: string, stateDir: string, 
  */
 async function troveTool(ks: KeystoneInfo, srcDir: string, dir: string): Promise<{ backup: number; stored: number; restore: number; prepare: number }> {
   const home = join(dir, 'trove-home');
-  mkdirSync(home);
-  writeFileSync(join(home, '.my.cnf'), `[client]\nsocket = ${join(srcDir, 'run', 'mysqld.sock')}\n[mariabackup]\ndatadir = ${join(srcDir, 'data')}\n`);
+  mariabackupHome(home, srcDir);
   const pw = /password = (.*)/.exec(readFileSync(join(srcDir, 'os_admin.cnf'), 'utf8'))![1]!;
   let t = performance.now();
   const out = await runTroveTool(ks, 'mariabackup', ['--backup', `--backup-id=trove-${Date.now()}`, '--db-host=localhost', '--db-user=os_admin', `--db-password=${pw}`, '--swift-container=bench'],

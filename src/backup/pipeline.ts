@@ -14,10 +14,9 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AbortedError, BadRequestError, ChecksumMismatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { spawnStreaming } from '../process/exec.ts';
+import { bytesRead, spawnStreaming } from '../process/exec.ts';
 import { Segmenter, segmentName } from './segmenter.ts';
 import { compressorTool, createCompressor, decompressorTool, describeObjectName, type Codec } from './compress.ts';
-import { readFileSync } from 'node:fs';
 import { createDecryptor, createEncryptor } from './encrypt.ts';
 import type { SwiftClient } from './swift-client.ts';
 
@@ -85,16 +84,6 @@ export function metadataHeaders(metadata: Record<string, string>): Record<string
 
 function checkName(what: string, v: string): void {
   if (!NAME.test(v)) throw new BadRequestError(`invalid ${what} ${JSON.stringify(v)}`);
-}
-
-/** Bytes a process has read so far (/proc/<pid>/io rchar), or null when Linux does not say. */
-function bytesRead(pid: number): number | null {
-  try {
-    const m = /^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
 }
 
 /** An AbortController following `outer`, so a failing stage can stop the rest too. */

@@ -5,6 +5,7 @@
  * ProcessError carrying the exit code or signal and the redacted stderr tail.
  */
 import { setTimeout as delay } from 'node:timers/promises';
+import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { execa, type ResultPromise } from 'execa';
 import { ProcessError, AbortedError } from '../errors.ts';
@@ -197,4 +198,14 @@ export function spawnStreaming(file: string, args: readonly string[], opts: Spaw
   // becoming an unhandled rejection while still letting them await it.
   done.catch(() => {});
   return { child, done, command, stderrTail: () => tail.toString('utf8') };
+}
+
+/** Bytes a process has read so far (Linux's /proc/<pid>/io `rchar`), or null when Linux does not say. */
+export function bytesRead(pid: number): number | null {
+  try {
+    const m = /^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
 }

@@ -78,4 +78,17 @@ describe('backup codecs and encryption', () => {
     for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThanOrEqual(seen[i - 1]!);
     expect(seen.at(-1)!).toBeGreaterThan(0);
   });
+
+  it('reports progress with zstd too, where the tool writes into zstd and no raw byte passes through the agent', async () => {
+    const id = `progz-${randomUUID().slice(0, 8)}`;
+    const slow = { file: node, args: ['-e', "let i=0;const t=setInterval(()=>{process.stdout.write(Buffer.alloc(262144,i));if(++i===8)clearInterval(t)},100)"] };
+    const seen: number[] = [];
+    const r = await runBackup({ producer: slow, swift, container, backupId: id, metadata: {}, log, codec: 'zstd', extension: 'xbstream.zst', progressIntervalMs: 150, onProgress: (p) => seen.push(p.sourceBytes) });
+    expect(r.location.endsWith(`${id}.xbstream.zst`)).toBe(true);
+    expect(seen.length).toBeGreaterThanOrEqual(3);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThanOrEqual(seen[i - 1]!);
+    // What zstd read of the tool's 2 MiB so far (its own /proc io count), not the compressed size.
+    expect(seen.at(-1)!).toBeGreaterThan(r.size);
+    expect(seen.at(-1)!).toBeGreaterThan(262144);
+  });
 });

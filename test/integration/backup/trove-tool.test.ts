@@ -33,7 +33,7 @@ import { connectSql } from '../../../datastores/mysql/sql.ts';
 import { createBackupService, type CallerContext } from '../../../src/backup/service.ts';
 import type { BackupInfo, Datastore, OpContext, PrepareRequest } from '../../../src/datastore.ts';
 import { freePort } from '../harness/ports.ts';
-import { runTroveTool as runTool, toolRestored, toolSaved, TROVE_SRC } from '../harness/trove-tool.ts';
+import { mariabackupHome, runTroveTool as runTool, toolRestored, toolSaved, TROVE_SRC } from '../harness/trove-tool.ts';
 
 const ks = inject('keystone');
 const log = pino({ level: 'silent' });
@@ -144,9 +144,8 @@ describe.skipIf(!TROVE_SRC)("Trove 18's own backup tool and the agent read each 
     source = mariadb(srcDir, await freePort());
     opened.push(source);
     await source.lifecycle.prepare(prepareRequest(null), ctx());
-    mkdirSync(home);
     // Where Trove's mariabackup connects (its --host=localhost: the socket) and reads the data dir.
-    writeFileSync(join(home, '.my.cnf'), `[client]\nsocket = ${join(srcDir, 'run', 'mysqld.sock')}\n[mariabackup]\ndatadir = ${join(srcDir, 'data')}\n`);
+    mariabackupHome(home, srcDir);
     const db = admin(srcDir);
     await db.query('CREATE DATABASE shop');
     await db.query('CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(50))');

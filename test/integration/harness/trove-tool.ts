@@ -7,6 +7,7 @@
  * keystoneauth1 and swiftclient packages python3-trove already depends on.
  */
 import { execFile } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -50,3 +51,14 @@ export function toolSaved(out: string): { location: string; checksum: string } |
 
 /** Whether the tool logged a finished restore (it logs failures and still exits 0). */
 export const toolRestored = (out: string): boolean => /Restore successfully/.test(out);
+
+/**
+ * A $HOME for the tool's mariabackup: Trove's driver passes only --host=localhost (no port, no
+ * socket, no data dir), so its ~/.my.cnf points at the agent's own server in `stateDir` (the
+ * process runner's layout) instead of the machine's MariaDB.
+ */
+export function mariabackupHome(home: string, stateDir: string): string {
+  mkdirSync(home, { recursive: true });
+  writeFileSync(join(home, '.my.cnf'), `[client]\nsocket = ${join(stateDir, 'run', 'mysqld.sock')}\n[mariabackup]\ndatadir = ${join(stateDir, 'data')}\n`);
+  return home;
+}
