@@ -88,17 +88,22 @@ const ZSTD = process.env['ZSTD'] ?? 'zstd';
  */
 export function childFilter(file: string, args: readonly string[]): Duplex {
   const ac = new AbortController();
-  const { child, done } = spawnStreaming(file, args, { stdin: 'pipe', signal: ac.signal, killGraceMs: 1000 });
+  // The child starts once the process module is loaded; what is written before waits in `into`.
+  const into = new PassThrough();
   const out = new PassThrough();
-  const stdin = child.stdin!;
-  const stdout = child.stdout!;
-  stdout.pipe(out, { end: false });
-  stdout.once('end', () => {
-    done.then(() => out.end(), (e: unknown) => out.destroy(e as Error));
-  });
-  done.catch((e: unknown) => out.destroy(e as Error));
-  stdin.on('error', () => {}); // EPIPE when the child dies: reported through `done`
-  const duplex = Duplex.from({ writable: stdin, readable: out });
+  const fail = (e: unknown) => out.destroy(e as Error);
+  spawnStreaming(file, args, { stdin: 'pipe', signal: ac.signal, killGraceMs: 1000 }).then(({ child, done }) => {
+    const stdin = child.stdin!;
+    const stdout = child.stdout!;
+    stdin.on('error', () => {}); // EPIPE when the child dies: reported through `done`
+    into.pipe(stdin);
+    stdout.pipe(out, { end: false });
+    stdout.once('end', () => {
+      done.then(() => out.end(), fail);
+    });
+    done.catch(fail);
+  }, fail);
+  const duplex = Duplex.from({ writable: into, readable: out });
   duplex.once('close', () => ac.abort());
   return duplex;
 }

@@ -113,8 +113,8 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
   // A codec program (zstd) reads the tool's stdout itself: the uncompressed stream, the
   // bulk of the bytes, never passes through Node. gzip is compressed here, on every core.
   const tool = req.compress !== false ? compressorTool(req.codec ?? 'gzip') : null;
-  const codec = tool ? spawnStreaming(tool.file, tool.args, { signal: ac.signal, stdin: 'pipe', killGraceMs: 1000, log }) : null;
-  const { child, done, command } = spawnStreaming(req.producer.file, req.producer.args, {
+  const codec = tool ? await spawnStreaming(tool.file, tool.args, { signal: ac.signal, stdin: 'pipe', killGraceMs: 1000, log }) : null;
+  const { child, done, command } = await spawnStreaming(req.producer.file, req.producer.args, {
     signal: ac.signal,
     env: req.producer.env,
     cwd: req.producer.cwd,
@@ -276,7 +276,7 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
       cb(null, chunk);
     },
   });
-  const { child, done, command } = spawnStreaming(req.consumer.file, req.consumer.args, {
+  const { child, done, command } = await spawnStreaming(req.consumer.file, req.consumer.args, {
     signal: ac.signal,
     env: req.consumer.env,
     cwd: req.consumer.cwd,
@@ -289,7 +289,7 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
   // The decompressing program writes into the restore tool itself: the uncompressed stream,
   // the bulk of the bytes, never passes through Node.
   const tool = req.decompress !== false ? decompressorTool(what.codec ?? 'gzip') : null;
-  const codec = tool ? spawnStreaming(tool.file, tool.args, { signal: ac.signal, stdin: 'pipe', stdout: child.stdin!, killGraceMs: 1000, log }) : null;
+  const codec = tool ? await spawnStreaming(tool.file, tool.args, { signal: ac.signal, stdin: 'pipe', stdout: child.stdin!, killGraceMs: 1000, log }) : null;
   // Node ends its own (silent) side of the tool's input once the codec, the other writer, has exited.
   if (codec) {
     const end = () => void child.stdin?.end();

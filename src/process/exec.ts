@@ -7,7 +7,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { ProcessError, AbortedError } from '../errors.ts';
 import { redactText, type Logger } from '../log.ts';
 
@@ -41,6 +41,11 @@ export type Exec = (file: string, args: readonly string[], opts?: ExecOptions) =
 
 const TAIL = 2000;
 
+// execa and its dependencies take ~100 ms to load, a third of the agent's time to
+// its first answer, and most RPCs never run a program: loaded on first use.
+let execaModule: Promise<typeof import('execa')> | undefined;
+const loadExeca = () => (execaModule ??= import('execa'));
+
 export function describeCommand(file: string, args: readonly string[]): string {
   return redactText([file, ...args].join(' '));
 }
@@ -51,6 +56,7 @@ export const exec: Exec = async (file, args, opts = {}) => {
   opts.log?.debug({ command }, 'exec');
   if (opts.signal?.aborted) throw new AbortedError(`not started: ${command}`);
   const okCodes = opts.okExitCodes ?? [0];
+  const { execa } = await loadExeca();
   const child = execa(file, args, {
     cancelSignal: opts.signal,
     forceKillAfterDelay: opts.killGraceMs ?? 5000,
@@ -135,8 +141,9 @@ export interface Spawned {
  * there, and execa would kill a child exceeding maxBuffer. Only a bounded tail
  * is kept, and lines are handed to `onStderrLine`.
  */
-export function spawnStreaming(file: string, args: readonly string[], opts: SpawnOptions = {}): Spawned {
+export async function spawnStreaming(file: string, args: readonly string[], opts: SpawnOptions = {}): Promise<Spawned> {
   const command = describeCommand(file, args);
+  const { execa } = await loadExeca();
   opts.log?.debug({ command }, 'spawn');
   const child = execa(file, args, {
     cancelSignal: opts.signal,

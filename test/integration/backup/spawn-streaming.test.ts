@@ -14,7 +14,7 @@ process.exitCode = Number(process.argv[1] ?? 0);
 describe('spawnStreaming', () => {
   it('does not fail or kill a tool writing megabytes of stderr, and hands over every line', async () => {
     const lines: string[] = [];
-    const s = spawnStreaming(process.execPath, ['-e', CHATTY, '0'], { onStderrLine: (l) => lines.push(l) });
+    const s = await spawnStreaming(process.execPath, ['-e', CHATTY, '0'], { onStderrLine: (l) => lines.push(l) });
     s.child.stdout!.resume();
     await s.done;
     expect(lines).toHaveLength(40002);
@@ -24,7 +24,7 @@ describe('spawnStreaming', () => {
   });
 
   it('reports the end of stderr in the ProcessError of a failing tool', async () => {
-    const s = spawnStreaming(process.execPath, ['-e', CHATTY, '7'], { stderrTailBytes: 4096 });
+    const s = await spawnStreaming(process.execPath, ['-e', CHATTY, '7'], { stderrTailBytes: 4096 });
     s.child.stdout!.resume();
     const e = await s.done.catch((x: unknown) => x);
     expect(e).toBeInstanceOf(ProcessError);
