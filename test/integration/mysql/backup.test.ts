@@ -8,7 +8,7 @@ import { startTestAgent, type TestAgent } from '../harness/agent.ts';
 import { freePort } from '../harness/ports.ts';
 import { PythonCaller, PythonConductor, type ConductorCast } from '../harness/python-peer.ts';
 import { connectSql } from '../../../datastores/mysql/sql.ts';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createSwiftClient } from '../../../src/backup/swift-client.ts';
 
 const rabbit = inject('rabbit');
@@ -107,6 +107,8 @@ describe('mariabackup to Swift and back', () => {
       { id: 1, name: 'apple' }, { id: 2, name: 'pear' }, { id: 3, name: 'plum' },
     ]);
     await db.end();
+    // The new os_admin password went in through a one-off init file: neither it nor its option is left.
+    expect(readdirSync(`${b.stateDir}/mysql/conf.d`).filter((f) => /init|oneoff/.test(f))).toEqual([]);
     const dbs = await callB.api('list_databases');
     expect(dbs.ok && (dbs.result as [Array<{ _name: string }>])[0].map((d) => d._name)).toEqual(['shop']);
   });
