@@ -181,7 +181,15 @@ export interface Configuration {
 }
 
 export interface Upgrade {
+  /** Trove's pre_upgrade: what the upgrade will need; the server keeps running. */
   preUpgrade(ctx: OpContext): Promise<Record<string, unknown>>;
+  /**
+   * Trove 18's upgrade cast: run the server as datastore version `version` on
+   * this guest. A package-based guest cannot swap its server for another
+   * version: it throws unless the installed server is that version, then
+   * restarts it and upgrades its system tables.
+   */
+  upgrade(version: string, ctx: OpContext): Promise<void>;
   postUpgrade(upgradeInfo: Record<string, unknown>, ctx: OpContext): Promise<void>;
 }
 

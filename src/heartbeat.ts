@@ -30,6 +30,7 @@ export class StatusReporter {
   #last: ServiceStatus | null = null;
   #lastSentAt = 0;
   #running = false;
+  #held: { status: ServiceStatus; until: number } | null = null;
   readonly #abort = new AbortController();
 
   constructor(o: StatusReporterOptions) {
@@ -56,6 +57,22 @@ export class StatusReporter {
     }
   }
 
+  /**
+   * Reports `status` now and in place of the datastore's own until released or
+   * `ms` has passed: 'upgrading' while an upgrade restarts the server (Trove
+   * polls for healthy and must not see the server's status from before it).
+   */
+  hold(status: ServiceStatus, ms = Number.POSITIVE_INFINITY): void {
+    this.#held = { status, until: Date.now() + ms };
+    void this.report(status);
+  }
+
+  /** Ends a hold and reports the datastore's own status at once. */
+  release(): void {
+    this.#held = null;
+    void this.#tick(true);
+  }
+
   /** The datastore's own status, or 'unknown' if the check itself failed. */
   async probe(): Promise<ServiceStatus> {
     const ctx: OpContext = { log: this.#o.log, signal: AbortSignal.any([this.#abort.signal, AbortSignal.timeout(30_000)]) };
@@ -79,10 +96,17 @@ export class StatusReporter {
     this.#timer = setTimeout(() => void this.#tick().finally(() => this.#schedule()), every);
   }
 
-  async #tick(): Promise<void> {
+  async #tick(now = false): Promise<void> {
     if (!this.#o.isPrepared()) return;
-    const status = await this.probe();
+    if (this.#held && Date.now() >= this.#held.until) this.#held = null;
+    let status = this.#held?.status ?? (await this.probe());
+    // A hold that began while the probe ran wins over what the probe saw.
+    if (this.#held) status = this.#held.status;
     if (!this.#running) return;
+    if (now) {
+      await this.report(status);
+      return;
+    }
     // Timers fire a little early or late: count an interval as elapsed within half a check of it.
     const every = this.#o.checkIntervalMs ?? Math.min(5_000, this.#o.reportIntervalMs / 2);
     const due = Date.now() - this.#lastSentAt + every / 2 >= this.#o.reportIntervalMs;

@@ -135,6 +135,7 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
     events: { rootEnabled: () => void conductor.reportRoot().catch((err: unknown) => log.warn({ err }, 'report_root failed')) },
   });
   const markers = new PrepareMarkers(s.stateDir);
+  const versionFile = join(s.stateDir, 'datastore_version');
   const reporter = new StatusReporter({
     conductor,
     probe: datastore.status,
@@ -189,6 +190,12 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
     guestId: c.guestId,
     filesystemStats,
     volumes,
+    status: { hold: (st, ms) => reporter.hold(st, ms), release: () => reporter.release() },
+    datastoreVersion: {
+      // Trove does not rewrite guest_info.conf after an upgrade: the agent keeps the new version itself.
+      current: () => (existsSync(versionFile) ? readFileSync(versionFile, 'utf8').trim() : c.datastoreVersion),
+      record: (v) => writeFileSync(versionFile, `${v}\n`, { mode: 0o644 }),
+    },
     reporter: {
       reportRoot: () => conductor.reportRoot(),
       notifyEnd: (n, a) => conductor.notifyEnd(n, a),

@@ -19,6 +19,11 @@ import {
   writeOptionFile, writeOverrides, type MysqlPaths,
 } from './server.ts';
 import { connectSql, type SqlClient } from './sql.ts';
+import { versionMatches } from '../../src/version.ts';
+
+/** The server and its system-table upgrader (Debian's mariadb-server). */
+const MARIADBD = '/usr/sbin/mariadbd';
+const MARIADB_UPGRADE = '/usr/bin/mariadb-upgrade';
 
 export const DEFAULT_PROCESS_PORT = 13306;
 
@@ -65,6 +70,14 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
     }
   };
 
+  /** The installed server's version, as `mariadbd --version` reports it (10.11.14, …). */
+  const serverVersion = async (ctx: OpContext): Promise<string> => {
+    const { stdout } = await exec(MARIADBD, ['--version'], { signal: ctx.signal });
+    const v = /Ver\s+(\d+(?:\.\d+)*)/.exec(stdout)?.[1];
+    if (!v) throw new GuestError(`could not read the server's version from ${JSON.stringify(stdout.trim().slice(0, 200))}`);
+    return v;
+  };
+
   const waitReady = async (ctx: OpContext): Promise<void> => {
     const deadline = Date.now() + 120_000;
     while (Date.now() < deadline) {
@@ -82,7 +95,7 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
           log: log.child({ component: 'mariadbd' }),
           waitReady,
           command: () => ({
-            file: '/usr/sbin/mariadbd',
+            file: MARIADBD,
             args: [
               `--defaults-file=${paths.configFile}`,
               `--datadir=${paths.dataDir}`,
@@ -244,14 +257,13 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
     backup: createMariabackup(paths),
     upgrade: {
       /**
-       * Before the guest image is replaced: stop the server cleanly and keep
-       * what lives outside the data directory (option files, the os_admin
-       * credentials) on the data volume, where the new image finds it.
+       * Trove's pre_upgrade: keep what lives outside the data directory (option
+       * files, the os_admin credentials) on the data volume, where a new image
+       * finds it (post_upgrade). The server keeps running: Trove 18 casts
+       * upgrade next and waits for healthy.
        */
       async preUpgrade(ctx) {
         const saveDir = join(dirname(paths.dataDir), 'guestagent-upgrade');
-        await resetSql();
-        await runner.stop(ctx);
         rmSync(saveDir, { recursive: true, force: true });
         mkdirSync(saveDir, { recursive: true, mode: 0o700 });
         cpSync(paths.configFile, join(saveDir, 'my.cnf'));
@@ -259,6 +271,19 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
         cpSync(paths.adminCnf, join(saveDir, 'os_admin.cnf'));
         ctx.log.info({ save_dir: saveDir }, 'ready for upgrade');
         return { mount_point: mountPoint, save_dir: saveDir, data_dir: paths.dataDir };
+      },
+      async upgrade(version, ctx) {
+        const installed = await serverVersion(ctx);
+        if (!versionMatches(version, installed)) {
+          throw new GuestError(
+            `this guest runs MariaDB ${installed}, not datastore version ${version}: its server comes from the image's packages and cannot be swapped in place; rebuild the instance with an image that has ${version}`,
+          );
+        }
+        // The packages may have been updated under the running server: run the installed binary, then bring the system tables up to it.
+        await resetSql();
+        await runner.restart(ctx);
+        await exec(MARIADB_UPGRADE, [`--defaults-extra-file=${paths.adminCnf}`], { signal: ctx.signal, log: ctx.log, timeoutMs: 600_000 });
+        ctx.log.info({ installed, datastore_version: version }, 'server restarted and its system tables upgraded');
       },
       /** On the new image: put the saved files back and start the server on the same data. */
       async postUpgrade(info, ctx) {

@@ -2,7 +2,7 @@
  * What the RPC method table needs from the rest of the agent. Handlers parse
  * kwargs, call these, and shape the result; they never touch AMQP.
  */
-import type { BackupFetcher, Datastore, PrepareRequest, OpContext, RebuildRequest } from '../datastore.ts';
+import type { BackupFetcher, Datastore, PrepareRequest, OpContext, RebuildRequest, ServiceStatus } from '../datastore.ts';
 import type { BackupService } from '../backup/service.ts';
 import type { GuestLogService } from '../guestlog.ts';
 
@@ -34,4 +34,8 @@ export interface HandlerDeps {
   /** Guest logs published to Swift (null: guest_log_list and guest_log_action answer not supported). */
   guestLogs?: GuestLogService | null;
   guestId: string;
+  /** Heartbeats: a status held in place of the datastore's own (src/heartbeat.ts). */
+  status: { hold(status: ServiceStatus, ms?: number): void; release(): void };
+  /** The datastore version this guest runs: the last upgrade's, else guest_info's datastore_version. */
+  datastoreVersion: { current(): string | null; record(version: string): void };
 }

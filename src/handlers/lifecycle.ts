@@ -117,6 +117,38 @@ export function lifecycleMethods(d: HandlerDeps): Record<string, MethodSpec> {
       handler: async (a, ctx) => configuration(ctx.method).applyOverrides(optDict(a, 'overrides') ?? {}, op(ctx)),
     },
     pre_upgrade: { params: [], handler: (_a, ctx) => upgrade(ctx.method).preUpgrade(op(ctx)) },
+    // Trove 18: pre_upgrade, then this cast with pre_upgrade's answer plus the new
+    // datastore_version, then it polls the heartbeats for healthy (ten minutes) and
+    // fails the upgrade on 'failed to spawn', 'unknown' or 'guestagent error'.
+    upgrade: {
+      params: [{ name: 'upgrade_info', required: true }],
+      handler: async (a, ctx) => {
+        const info = optDict(a, 'upgrade_info');
+        if (!info) throw new BadRequestError("'upgrade_info' must be a dictionary");
+        const version = info['datastore_version'];
+        if (typeof version !== 'string' || version === '') throw new BadRequestError("'upgrade_info' has no datastore_version");
+        const up = upgrade(ctx.method);
+        // As Trove's guest: the version it already runs needs nothing.
+        if (version === d.datastoreVersion.current()) {
+          ctx.log.info({ datastore_version: version }, 'upgrade: already this version');
+          return null;
+        }
+        d.status.hold('upgrading');
+        try {
+          await up.upgrade(version, op(ctx));
+        } catch (err) {
+          // A cast has no reply: Trove learns of the failure from the heartbeat it polls. The
+          // server was left as it was; 15 s on (three of Trove's polls) the heartbeats report it as it is again.
+          ctx.log.error({ err, datastore_version: version }, 'upgrade failed');
+          d.status.hold('failed to spawn', 15_000);
+          throw err;
+        }
+        d.datastoreVersion.record(version);
+        ctx.log.info({ datastore_version: version }, 'upgraded');
+        d.status.release();
+        return null;
+      },
+    },
     post_upgrade: {
       params: [{ name: 'upgrade_info', required: true }],
       handler: async (a, ctx) => {

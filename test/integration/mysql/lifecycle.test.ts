@@ -1,6 +1,7 @@
 // A MariaDB instance's life driven by Trove's own guest API client: prepare
 // with Trove's arguments, then databases, users, access, root, configuration
 // and restarts, against a real mariadbd the agent starts and supervises.
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -238,17 +239,64 @@ describe('root, configuration and restarts', () => {
   });
 });
 
-describe('image upgrade', () => {
-  it('pre_upgrade stops and saves, post_upgrade brings the same data back on a fresh image', async () => {
+describe('upgrade', () => {
+  const heartbeat = (c: { method: string; kwargs: Record<string, unknown> }) => (c.method === 'heartbeat' ? (c.kwargs['payload'] as { service_status: string }).service_status : null);
+  const serverPid = async () => {
+    const db = connectSql({ socketPath: `${ta.stateDir}/mysql/run/mysqld.sock`, user: 'os_admin', password: /password = (.*)/.exec(readFileSync(`${ta.stateDir}/mysql/os_admin.cnf`, 'utf8'))![1]! });
+    try {
+      const [r] = await db.query<{ f: string }>('SELECT @@GLOBAL.pid_file AS f');
+      return readFileSync(r!.f, 'utf8').trim();
+    } finally {
+      await db.end();
+    }
+  };
+  const installed = /Ver\s+(\d+\.\d+\.\d+)/.exec(execFileSync('/usr/sbin/mariadbd', ['--version'], { encoding: 'utf8' }))![1]!;
+
+  it("Trove 18's flow: pre_upgrade leaves the server up; upgrade to the version it runs changes nothing", async () => {
+    const pid = await serverPid();
     const info = ok(await caller.api('pre_upgrade')) as Record<string, string>;
     expect(info['save_dir']).toBeTruthy();
-    expect(ok(await caller.api('get_volume_info'))).toBeTruthy();
+    expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
+    const from = conductor.received.length;
+    ok(await caller.api('upgrade', { upgrade_info: { ...info, datastore_version: '10.11' } }));
+    await conductor.waitFor((c) => heartbeat(c) === 'healthy', 30_000, from);
+    expect(conductor.received.slice(from).map(heartbeat).filter(Boolean)).not.toContain('upgrading');
+    expect(await serverPid()).toBe(pid);
+  });
+
+  it('to a version name the installed server matches: upgrading, restart, system tables upgraded, healthy', async () => {
+    const pid = await serverPid();
+    const from = conductor.received.length;
+    ok(await caller.api('upgrade', { upgrade_info: { datastore_version: installed } }));
+    await conductor.waitFor((c) => heartbeat(c) === 'upgrading', 30_000, from);
+    await conductor.waitFor((c) => heartbeat(c) === 'healthy', 120_000, from);
+    expect(await serverPid()).not.toBe(pid);
+    expect(readFileSync(`${ta.stateDir}/mysql/data/mysql_upgrade_info`, 'utf8')).toContain(installed);
+    expect(readFileSync(`${ta.stateDir}/datastore_version`, 'utf8').trim()).toBe(installed);
+    expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
+  });
+
+  it('to a version this image does not have: the failure reaches Trove through the heartbeat, the server is left running', async () => {
+    const pid = await serverPid();
+    const from = conductor.received.length;
+    ok(await caller.api('upgrade', { upgrade_info: { datastore_version: '11.4' } }));
+    // Trove's taskmanager polls for healthy and fails the upgrade on this status.
+    await conductor.waitFor((c) => heartbeat(c) === 'failed to spawn', 30_000, from);
+    expect(logLines.join('')).toContain('cannot be swapped in place');
+    expect(await serverPid()).toBe(pid);
+    expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
+    expect(readFileSync(`${ta.stateDir}/datastore_version`, 'utf8').trim()).toBe(installed);
+  });
+
+  it('the image path: pre_upgrade saves, the image is replaced, post_upgrade brings the same data back', async () => {
+    const info = ok(await caller.api('pre_upgrade')) as Record<string, string>;
+    ok(await caller.api('stop_db'));
     // The new image has none of the agent's files outside the data volume.
     const { rmSync } = await import('node:fs');
     for (const f of ['my.cnf', 'conf.d', 'os_admin.cnf']) rmSync(`${ta.stateDir}/mysql/${f}`, { recursive: true, force: true });
     const from = conductor.received.length;
     ok(await caller.api('post_upgrade', { upgrade_info: info }));
-    await conductor.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'healthy', 30_000, from);
+    await conductor.waitFor((c) => heartbeat(c) === 'healthy', 60_000, from);
     expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
   });
 });
