@@ -6,7 +6,7 @@
  * 0600 option file, never argv.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { freemem, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BackupCapability, BackupFetcher, OpContext, ToolSpec } from '../../src/datastore.ts';
 import { GuestError } from '../../src/errors.ts';
@@ -66,12 +66,6 @@ export function createMariabackup(paths: MysqlPaths): BackupCapability {
   };
 }
 
-/** Buffer pool for `mariabackup --prepare`: a quarter of the free memory, between 100 MiB and 1 GiB. */
-export function prepareMemory(free: number): number {
-  const MiB = 1024 * 1024;
-  return Math.max(100 * MiB, Math.min(1024 * MiB, Math.floor(free / 4 / MiB) * MiB));
-}
-
 /**
  * Restores a backup chain into an empty data directory: the full backup is
  * extracted and prepared, then each incremental is extracted beside it and
@@ -94,18 +88,15 @@ export async function restoreChain(
     if (chain.length > 100) throw new GuestError('backup chain too long (over 100 incrementals)');
   }
   const run = (args: string[]) => exec(MARIABACKUP, args, { signal: ctx.signal, log: ctx.log, timeoutMs: 6 * 3600_000 });
-  // --prepare replays the redo copied with the backup through a buffer pool of its own
-  // (100 MiB by default); the server is down meanwhile, so its memory is free to use.
-  const useMemory = `--use-memory=${prepareMemory(freemem())}`;
   const extract = (dir: string): ToolSpec => ({ file: MBSTREAM, args: ['-x', '-C', dir] });
   const [full, ...incrementals] = chain;
   await fetcher.restoreInto(full!.location, full!.checksum, extract(paths.dataDir), ctx);
-  await run(['--prepare', useMemory, `--target-dir=${paths.dataDir}`]);
+  await run(['--prepare', `--target-dir=${paths.dataDir}`]);
   for (const inc of incrementals) {
     const incDir = mkdtempSync(join(tmpdir(), 'ga-incremental-'));
     try {
       await fetcher.restoreInto(inc.location, inc.checksum, extract(incDir), ctx);
-      await run(['--prepare', useMemory, `--target-dir=${paths.dataDir}`, `--incremental-dir=${incDir}`]);
+      await run(['--prepare', `--target-dir=${paths.dataDir}`, `--incremental-dir=${incDir}`]);
     } finally {
       rmSync(incDir, { recursive: true, force: true });
     }
