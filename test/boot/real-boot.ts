@@ -365,6 +365,22 @@ async function main(): Promise<number> {
     if (after === '0' || after === before) throw new Error(`restart: ${v.unit}'s main PID went from ${before} to ${after}`);
     await conductor.waitFor((x) => x.method === 'heartbeat' && status(x) === 'healthy', 2 * 60_000, mark);
     step(`restart: ${v.unit} main PID ${before} -> ${after}, healthy again`);
+    if (v.unit === 'mariadb') {
+      // Trove 18's upgrade: pre_upgrade, then the cast with the new datastore_version (here the
+      // installed server's full version: packages updated under it), then healthy to poll for.
+      const installed = /Ver\s+(\d+\.\d+\.\d+)/.exec(guest(['/usr/sbin/mariadbd', '--version']))?.[1];
+      if (!installed) throw new Error('upgrade: no version from mariadbd --version in the guest');
+      const info = ok(await caller.api('pre_upgrade', {})) as Record<string, unknown>;
+      const fromU = conductor.received.length;
+      ok(await caller.api('upgrade', { upgrade_info: { ...info, datastore_version: installed } }));
+      await conductor.waitFor((x) => x.method === 'heartbeat' && status(x) === 'upgrading', 60_000, fromU);
+      await conductor.waitFor((x) => x.method === 'heartbeat' && status(x) === 'healthy', 5 * 60_000, fromU);
+      const upgraded = mainPid();
+      if (upgraded === after) throw new Error(`upgrade: ${v.unit}'s main PID stayed ${after}`);
+      const marker = guest(['/bin/cat', `${v.mountPoint}/data/mysql_upgrade_info`]);
+      if (!marker.includes(installed)) throw new Error(`upgrade: mysql_upgrade_info says ${JSON.stringify(marker)}`);
+      step(`upgrade to ${installed}: upgrading, ${v.unit} main PID ${after} -> ${upgraded}, system tables upgraded, healthy`);
+    }
     // A backup from the guest, as `trove backup-create` casts it: the datastore's tool against the
     // distribution's server, streamed into the host's private Swift (the shared network) with the caller's token.
     const backupId = randomUUID();
