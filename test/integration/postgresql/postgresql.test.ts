@@ -42,6 +42,12 @@ const opened = (ta: TestAgent) => {
 };
 const SUM = "SELECT count(*)::int AS n, md5(string_agg(v, '' ORDER BY id)) AS h FROM items";
 const tcp = (port: number, user: string, password: string, database = 'postgres') => new pg.Client({ host: '127.0.0.1', port, user, password, database });
+/** A local login with a wrong password: refused once Trove's rules replaced the restore's local trust. */
+const refusedWithoutPassword = async (ta: TestAgent, port: number) => {
+  const c = new pg.Client({ host: `${ta.stateDir}/postgresql/run`, port, user: 'os_admin', password: 'not-the-password', database: 'postgres' });
+  await expect(c.connect()).rejects.toThrow(/password authentication failed/);
+  await c.end().catch(() => {});
+};
 const admin = (ta: TestAgent, port: number, database = 'postgres') =>
   new pg.Client({ host: `${ta.stateDir}/postgresql/run`, port, user: 'os_admin', password: readFileSync(`${ta.stateDir}/postgresql/os_admin.pass`, 'utf8').trim(), database });
 
@@ -253,6 +259,7 @@ describe('postgresql', () => {
     const alice = tcp(portB, 'alice', "p'ss wörd", 'app');
     await alice.connect();
     await alice.end();
+    await refusedWithoutPassword(b, portB);
   }, 240_000);
 
   it('an agent restarted on the same guest brings the server back with its data and does not prepare again', async () => {
@@ -292,6 +299,7 @@ describe('postgresql', () => {
     const t = tcp(portA, 'os_admin', readFileSync(`${a.stateDir}/postgresql/os_admin.pass`, 'utf8').trim());
     await expect(t.connect()).rejects.toThrow();
     await t.end().catch(() => {});
+    await refusedWithoutPassword(a, portA);
     expect(names(await callA.api('list_databases'))).toContain('app');
   }, 180_000);
 });
