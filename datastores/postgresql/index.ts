@@ -228,13 +228,8 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
     }
   }
 
-  /**
-   * The server's pg_hba.conf: Trove's rules, or (`trust`) local trust only, while os_admin gets
-   * this instance's password after a restore or rebuild. Either way the same file, so that the
-   * rules change by a reload, not a restart (hba_file itself is read only at start).
-   */
   function writeHba(trust = false): string {
-    const file = join(dataDir, 'pg_hba.conf');
+    const file = join(dataDir, trust ? 'pg_hba.trust.conf' : 'pg_hba.conf');
     const lines = trust
       ? ['local all all trust']
       : [
@@ -326,21 +321,13 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
     ctx.log.info('database secured: os_admin created');
   }
 
-  /** Has the server read pg_hba.conf again (after local trust for a restore or rebuild). */
-  async function reloadHba(): Promise<void> {
-    await withClient((c) => c.query('SELECT pg_reload_conf()'));
-  }
-
   /** Reloads the configuration and notes what only a restart applies (status 'restart required'). */
   async function reload(ctx: OpContext): Promise<void> {
     await withClient((c) => c.query('SELECT pg_reload_conf()'));
     // The reload is asynchronous: give the postmaster a moment before asking what still waits for a restart.
     for (let i = 0; i < 20; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      // hot_standby acts only on a server in recovery: a restored primary started with it off
-      // (the restore's one-off setting) and nothing changes until it would restart as a standby.
-      const pending = "SELECT name FROM pg_settings WHERE pending_restart AND NOT (name = 'hot_standby' AND NOT pg_is_in_recovery()) ORDER BY 1";
-      pendingRestart = await withClient(async (c) => (await c.query<{ name: string }>(pending)).rows.map((r) => r.name));
+      pendingRestart = await withClient(async (c) => (await c.query<{ name: string }>('SELECT name FROM pg_settings WHERE pending_restart ORDER BY 1')).rows.map((r) => r.name));
       if (pendingRestart.length) break;
     }
     if (pendingRestart.length) ctx.log.warn({ settings: pendingRestart }, 'configuration reloaded; these settings need a restart');
@@ -597,8 +584,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
           // The restored os_admin has the source's password: reset it through a local-trust start.
           // hot_standby off: recovery then does not insist on the source's max_connections and
           // friends (a restore onto a smaller flavour); nobody but the agent connects meanwhile.
-          writeHba(true);
-          setOneOff([['hot_standby', 'off']]);
+          setOneOff([['hba_file', writeHba(true)], ['hot_standby', 'off']]);
           await runner.start(ctx);
           // The source locked postgres (NOLOGIN); its os_admin can still log in. A backup
           // whose os_admin is missing (another tool's) falls back to postgres.
@@ -612,16 +598,12 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
           await runner.start(ctx);
           as = { user: 'postgres', password: initPw };
         }
-        try {
-          await secure(as, ctx);
-        } finally {
-          if (oneOff.length) {
-            // Trove's rules replace local trust by a reload: one start for a restore, not two.
-            setOneOff([]);
-            writeHba();
-          }
+        await secure(as, ctx);
+        if (oneOff.length) {
+          setOneOff([]);
+          writeHba();
+          await runner.restart(ctx);
         }
-        if (req.backupInfo) await reloadHba();
         await withClient((c) => c.query('ALTER ROLE postgres WITH NOLOGIN PASSWORD NULL')).catch((err: unknown) => ctx.log.warn({ err }, 'could not lock postgres'));
         if (!req.clusterConfig) {
           if (req.databases.length) await admin.createDatabases(req.databases, ctx).catch((err: unknown) => ctx.log.warn({ err }, 'creating databases failed'));
@@ -652,15 +634,15 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
         chmodSync(dataDir, 0o700);
         writeConfig(req.configContents, req.overrides ?? {});
         // os_admin's password left with the old root disk: set a new one through a local-trust start.
-        writeHba(true);
+        setOneOff([['hba_file', writeHba(true)]]);
         try {
           await runner.start(ctx);
           await secure({ user: 'os_admin', password: null }, ctx);
         } finally {
+          setOneOff([]);
           writeHba();
         }
-        // Trove's rules replace local trust by a reload, not a restart.
-        await reloadHba();
+        await runner.restart(ctx);
         pendingRestart = [];
         ctx.log.info({ data_dir: dataDir }, 'server back on the rebuilt guest with its data');
       },
