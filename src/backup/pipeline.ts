@@ -143,7 +143,9 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
       },
     });
     // What the codec program has read from the tool (Linux's per-process I/O count), else what passed here.
-    const sourceBytes = () => (codec?.child.pid ? bytesRead(codec.child.pid) ?? counted : counted);
+    // The count only grows: an exited, not yet reaped codec reads as 0 there (seen once in the suite).
+    let sourceSeen = 0;
+    const sourceBytes = () => (sourceSeen = Math.max(sourceSeen, codec?.child.pid ? bytesRead(codec.child.pid) ?? counted : counted));
     const startedAt = Date.now();
     progress = setInterval(() => {
       const read = sourceBytes();
