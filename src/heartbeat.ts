@@ -67,6 +67,15 @@ export class StatusReporter {
     void this.report(status);
   }
 
+  /**
+   * Ends a time-limited hold early (a failure being reported, e.g. a refused
+   * upgrade's 'failed to spawn'): a new operation on the server must not have
+   * its outcome hidden behind an older failure. An open-ended hold stays.
+   */
+  endFailureReport(): void {
+    if (this.#held && Number.isFinite(this.#held.until)) this.release();
+  }
+
   /** Ends a hold and reports the datastore's own status at once. */
   release(): void {
     this.#held = null;

@@ -190,7 +190,7 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
     guestId: c.guestId,
     filesystemStats,
     volumes,
-    status: { hold: (st, ms) => reporter.hold(st, ms), release: () => reporter.release() },
+    status: { hold: (st, ms) => reporter.hold(st, ms), release: () => reporter.release(), endFailureReport: () => reporter.endFailureReport() },
     datastoreVersion: {
       // Trove does not rewrite guest_info.conf after an upgrade: the agent keeps the new version itself.
       current: () => (existsSync(versionFile) ? readFileSync(versionFile, 'utf8').trim() : c.datastoreVersion),

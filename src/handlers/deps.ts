@@ -35,7 +35,7 @@ export interface HandlerDeps {
   guestLogs?: GuestLogService | null;
   guestId: string;
   /** Heartbeats: a status held in place of the datastore's own (src/heartbeat.ts). */
-  status: { hold(status: ServiceStatus, ms?: number): void; release(): void };
+  status: { hold(status: ServiceStatus, ms?: number): void; release(): void; endFailureReport(): void };
   /** The datastore version this guest runs: the last upgrade's, else guest_info's datastore_version. */
   datastoreVersion: { current(): string | null; record(version: string): void };
 }

@@ -45,6 +45,12 @@ export function lifecycleMethods(d: HandlerDeps): Record<string, MethodSpec> {
     if (!d.datastore.configuration) throw new OperationNotSupportedError(method, d.datastore.name);
     return d.datastore.configuration;
   };
+  // An operation on the server ends the report of an earlier failure (a refused
+  // upgrade's 'failed to spawn'): Trove polls for this operation's outcome now.
+  const begin = (ctx: CallContext): OpContext => {
+    d.status.endFailureReport();
+    return op(ctx);
+  };
   const upgrade = (method: string): Upgrade => {
     if (!d.datastore.upgrade) throw new OperationNotSupportedError(method, d.datastore.name);
     return d.datastore.upgrade;
@@ -74,26 +80,26 @@ export function lifecycleMethods(d: HandlerDeps): Record<string, MethodSpec> {
         if (overrides !== undefined && overrides !== null && !isDict(overrides)) throw new BadRequestError("'config_overrides' must be a dictionary");
         await d.prepare.rebuild(
           { dsVersion: optStr(a, 'ds_version'), configContents: optStr(a, 'config_contents'), overrides: (overrides as Record<string, unknown> | null | undefined) ?? null },
-          op(ctx),
+          begin(ctx),
         );
       },
     },
     restart: {
       params: [],
       handler: async (_a, ctx) => {
-        await lc.restart(op(ctx));
+        await lc.restart(begin(ctx));
         d.guestLogs?.restarted();
       },
     },
     stop_db: {
       // API 1.0 callers send do_not_start_on_reboot; Trove 18's manager takes none.
       params: [{ name: 'do_not_start_on_reboot' }],
-      handler: async (a, ctx) => lc.stop({ doNotStartOnReboot: optBool(a, 'do_not_start_on_reboot', false) }, op(ctx)),
+      handler: async (a, ctx) => lc.stop({ doNotStartOnReboot: optBool(a, 'do_not_start_on_reboot', false) }, begin(ctx)),
     },
     start_db_with_conf_changes: {
       params: [{ name: 'config_contents', required: true }, { name: 'ds_version' }],
       handler: async (a, ctx) => {
-        await lc.startWithConfChanges(optStr(a, 'config_contents'), op(ctx));
+        await lc.startWithConfChanges(optStr(a, 'config_contents'), begin(ctx));
         d.guestLogs?.restarted();
       },
     },
@@ -116,7 +122,7 @@ export function lifecycleMethods(d: HandlerDeps): Record<string, MethodSpec> {
       params: [{ name: 'overrides', required: true }],
       handler: async (a, ctx) => configuration(ctx.method).applyOverrides(optDict(a, 'overrides') ?? {}, op(ctx)),
     },
-    pre_upgrade: { params: [], handler: (_a, ctx) => upgrade(ctx.method).preUpgrade(op(ctx)) },
+    pre_upgrade: { params: [], handler: (_a, ctx) => upgrade(ctx.method).preUpgrade(begin(ctx)) },
     // Trove 18: pre_upgrade, then this cast with pre_upgrade's answer plus the new
     // datastore_version, then it polls the heartbeats for healthy (ten minutes) and
     // fails the upgrade on 'failed to spawn', 'unknown' or 'guestagent error'.
@@ -128,6 +134,7 @@ export function lifecycleMethods(d: HandlerDeps): Record<string, MethodSpec> {
         const version = info['datastore_version'];
         if (typeof version !== 'string' || version === '') throw new BadRequestError("'upgrade_info' has no datastore_version");
         const up = upgrade(ctx.method);
+        const opCtx = begin(ctx);
         // As Trove's guest: the version it already runs needs nothing.
         if (version === d.datastoreVersion.current()) {
           ctx.log.info({ datastore_version: version }, 'upgrade: already this version');
@@ -135,7 +142,7 @@ export function lifecycleMethods(d: HandlerDeps): Record<string, MethodSpec> {
         }
         d.status.hold('upgrading');
         try {
-          await up.upgrade(version, op(ctx));
+          await up.upgrade(version, opCtx);
         } catch (err) {
           // A cast has no reply: Trove learns of the failure from the heartbeat it polls. The
           // server was left as it was; 15 s on (three of Trove's polls) the heartbeats report it as it is again.

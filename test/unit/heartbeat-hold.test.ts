@@ -41,6 +41,23 @@ describe('a held heartbeat status (upgrade)', () => {
     await until(() => sent.at(-1) === 'healthy');
     await r.stop(false);
   });
+
+  it('a failure report ends early when a new operation begins; an open-ended hold does not', async () => {
+    const sent: string[] = [];
+    const r = new StatusReporter({ conductor: { heartbeat: async (s) => void sent.push(s) }, probe: { status: async () => 'healthy' }, isPrepared: () => true, reportIntervalMs: 60_000, checkIntervalMs: 10, log });
+    r.start();
+    await until(() => sent.at(-1) === 'healthy');
+    r.hold('failed to spawn', 60_000);
+    await new Promise((res) => setTimeout(res, 50));
+    expect(sent.at(-1)).toBe('failed to spawn');
+    r.endFailureReport();
+    await until(() => sent.at(-1) === 'healthy', 500);
+    r.hold('upgrading');
+    r.endFailureReport();
+    await new Promise((res) => setTimeout(res, 50));
+    expect(sent.at(-1)).toBe('upgrading');
+    await r.stop(false);
+  });
 });
 
 describe('datastore version names against the installed server', () => {

@@ -286,6 +286,12 @@ describe('upgrade', () => {
     expect(await serverPid()).toBe(pid);
     expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
     expect(readFileSync(`${ta.stateDir}/datastore_version`, 'utf8').trim()).toBe(installed);
+    // The operator restarts at once: its outcome is not hidden behind the failure report (held 15 s otherwise).
+    const failedAt = Date.now();
+    const from2 = conductor.received.length;
+    ok(await caller.api('restart'));
+    await conductor.waitFor((c) => heartbeat(c) === 'healthy', 30_000, from2);
+    expect(Date.now() - failedAt).toBeLessThan(12_000);
   });
 
   it('the image path: pre_upgrade saves, the image is replaced, post_upgrade brings the same data back', async () => {
