@@ -47,8 +47,13 @@ interface Variant {
   check(api: (method: string, args: Record<string, unknown>) => Promise<unknown>, guest: (cmd: string[], mayFail?: boolean) => string, root: string): Promise<string>;
   /** A blank volume for the restore: what `sh -c` removes under the mount point. */
   wipe: string;
-  /** After prepare(backup_info) reached healthy: what the guest shows of the restored data; returns a line to print. */
-  restored(guest: (cmd: string[], mayFail?: boolean) => string, root: string): Promise<string>;
+  /**
+   * Trove offers incremental backups for this datastore: a database created after the full backup
+   * goes into an incremental on top of it, and the restore is from the incremental (the chain).
+   */
+  incremental: boolean;
+  /** After prepare(backup_info) reached healthy: what the guest shows of the restored data (`expect`: databases it must hold); returns a line to print. */
+  restored(guest: (cmd: string[], mayFail?: boolean) => string, root: string, expect: string[]): Promise<string>;
 }
 
 /**
@@ -97,9 +102,10 @@ function mariadbVariant(manager: 'mariadb' | 'mysql', port: number): Variant {
       return `guest MariaDB (${manager} manager, port ${listening}) databases: ${dbs.trim().split('\n').join(', ')}`;
     },
     wipe: 'rm -rf /var/lib/mysql/data',
-    async restored(guest) {
+    incremental: true,
+    async restored(guest, _root, expect) {
       const dbs = guest(['/usr/bin/mariadb', '-N', '-e', 'SHOW DATABASES']).split('\n');
-      if (!dbs.includes('booted') || !dbs.includes('fromprepare')) throw new Error(`the restored server lacks the backed-up databases: ${dbs.join(', ')}`);
+      if (!expect.every((d) => dbs.includes(d))) throw new Error(`the restored server lacks the backed-up databases: ${dbs.join(', ')}`);
       return `restored MariaDB databases: ${dbs.filter(Boolean).join(', ')}`;
     },
   };
@@ -152,10 +158,11 @@ const VARIANTS: Record<string, (port: number) => Variant> = {
       return `guest PostgreSQL (postgresql@15-main ${unit}, ${datadir}) databases: ${dbs.trim().split('\n').join(', ')}`;
     },
     wipe: 'rm -rf /var/lib/postgresql/data /var/lib/postgresql/wal_archive',
-    async restored(guest, root) {
+    incremental: true,
+    async restored(guest, root, expect) {
       const pw = readFileSync(join(root, 'var/lib/guestagent/postgresql/os_admin.pass'), 'utf8').trim();
       const dbs = guest(['/usr/sbin/runuser', '-u', 'postgres', '--', '/usr/bin/env', `PGPASSWORD=${pw}`, '/usr/bin/psql', '-h', '/var/run/postgresql', '-p', String(port), '-U', 'os_admin', '-d', 'postgres', '-Atc', 'SELECT datname FROM pg_database ORDER BY 1']).split('\n');
-      if (!dbs.includes('booted') || !dbs.includes('fromprepare')) throw new Error(`the restored server lacks the backed-up databases: ${dbs.join(', ')}`);
+      if (!expect.every((d) => dbs.includes(d))) throw new Error(`the restored server lacks the backed-up databases: ${dbs.join(', ')}`);
       return `restored PostgreSQL databases (new os_admin password): ${dbs.filter(Boolean).join(', ')}`;
     },
   }),
@@ -195,6 +202,8 @@ const VARIANTS: Record<string, (port: number) => Variant> = {
       return `guest Redis (redis-server ${unit}, dir ${dir}): booted AUTHs and writes app:*, is refused elsewhere; users.acl: ${readFileSync(join(root, mount, 'users.acl'), 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ')[1]).join(', ')}`;
     },
     wipe: `rm -rf ${mount}/*`,
+    // Trove's Redis backup strategy has no incremental.
+    incremental: false,
     async restored(guest, root) {
       const pw = readFileSync(join(root, 'var/lib/guestagent/redis/os_admin.pass'), 'utf8').trim();
       const v = guest(['/usr/bin/redis-cli', '-s', '/run/redis/redis-server.sock', '--user', 'os_admin', '--pass', pw, '--no-auth-warning', 'GET', 'app:k']).trim();
@@ -383,16 +392,31 @@ async function main(): Promise<number> {
     }
     // A backup from the guest, as `trove backup-create` casts it: the datastore's tool against the
     // distribution's server, streamed into the host's private Swift (the shared network) with the caller's token.
-    const backupId = randomUUID();
     const context = { auth_token: swift.info.token, service_catalog: [{ type: 'object-store', endpoints: [{ interface: 'public', region_id: 'RegionOne', url: swift.info.storageUrl }] }] };
-    const fromB = conductor.received.length;
-    ok(await c.api('create_backup', { backup_info: { id: backupId, instance_id: guestId, location: null, type: null, checksum: null, datastore: v.manager, datastore_version: v.version } }, { context, notification: true }));
-    const done = await conductor.waitFor((x) => x.method === 'update_backup' && x.kwargs['backup_id'] === backupId && x.kwargs['state'] !== 'BUILDING', 5 * 60_000, fromB);
-    if (done.kwargs['state'] !== 'COMPLETED') throw new Error(`create_backup in the guest ended ${JSON.stringify(done.kwargs)}`);
-    const location = String(done.kwargs['location']);
-    const head = await createSwiftClient({ storageUrl: swift.info.storageUrl, token: swift.info.token }).head('database_backups', location.split('/').at(-1)!);
-    if (head.etag !== done.kwargs['checksum'] || head.contentLength < 100) throw new Error(`the backup in Swift (${head.etag}, ${head.contentLength} B) is not what the guest reported (${String(done.kwargs['checksum'])})`);
-    step(`backup from the guest: ${location.split('/').at(-1)} ${(head.contentLength / 1e6).toFixed(1)} MB in Swift, checksum ${head.etag}`);
+    const swiftClient = createSwiftClient({ storageUrl: swift.info.storageUrl, token: swift.info.token });
+    const cond = conductor;
+    const backup = async (parent: { location: string; checksum: string } | null) => {
+      const id = randomUUID();
+      const from = cond.received.length;
+      ok(await c.api('create_backup', { backup_info: { id, instance_id: guestId, location: null, type: null, checksum: null, datastore: v.manager, datastore_version: v.version, ...(parent ? { parent } : {}) } }, { context, notification: true }));
+      const done = await cond.waitFor((x) => x.method === 'update_backup' && x.kwargs['backup_id'] === id && x.kwargs['state'] !== 'BUILDING', 5 * 60_000, from);
+      if (done.kwargs['state'] !== 'COMPLETED') throw new Error(`create_backup in the guest ended ${JSON.stringify(done.kwargs)}`);
+      const location = String(done.kwargs['location']);
+      const head = await swiftClient.head('database_backups', location.split('/').at(-1)!);
+      if (head.etag !== done.kwargs['checksum'] || head.contentLength < 100) throw new Error(`the backup in Swift (${head.etag}, ${head.contentLength} B) is not what the guest reported (${String(done.kwargs['checksum'])})`);
+      if (parent && head.headers['x-object-meta-parent-location'] !== parent.location) throw new Error(`the incremental's parent-location is ${String(head.headers['x-object-meta-parent-location'])}, not ${parent.location}`);
+      step(`${parent ? 'incremental' : 'full'} backup from the guest: ${location.split('/').at(-1)} ${(head.contentLength / 1e6).toFixed(1)} MB in Swift, checksum ${head.etag}`);
+      return { id, location, checksum: head.etag };
+    };
+    const full = await backup(null);
+    let restoreFrom = full;
+    const expected = ['booted', 'fromprepare'];
+    if (v.incremental) {
+      // What changed after the full backup is only in the incremental: the restore needs the chain.
+      ok(await c.api('create_database', { databases: [{ _name: 'afterfull' }] }));
+      restoreFrom = await backup({ location: full.location, checksum: full.checksum });
+      expected.push('afterfull');
+    }
     // The restore, as a new instance from that backup: a blank volume and no agent state (the same
     // guest, its agent and server stopped), then prepare(backup_info) through Trove's guest API.
     guest(['/usr/bin/systemctl', 'stop', 'guestagent.service', v.unit]);
@@ -402,13 +426,13 @@ async function main(): Promise<number> {
     const fromR = conductor.received.length;
     ok(await c.api('prepare', {
       memory_mb: 1024, packages: '', ...v.prepare, databases: [], users: [], device_path: null, mount_point: v.mountPoint, root_password: null, overrides: {}, ds_version: v.version,
-      backup_info: { id: backupId, location, checksum: head.etag, type: null, datastore: v.manager, datastore_version: v.version },
+      backup_info: { id: restoreFrom.id, location: restoreFrom.location, checksum: restoreFrom.checksum, type: null, datastore: v.manager, datastore_version: v.version },
     }, { context, notification: true }));
     // A refused prepare (a cast: its error stays in the guest's journal) never reports building.
     await conductor.waitFor((x) => x.method === 'heartbeat' && status(x) === 'building', 2 * 60_000, fromR);
     const endR = await conductor.waitFor((x) => x.method === 'heartbeat' && ['healthy', 'failed to spawn'].includes(status(x)), 10 * 60_000, fromR);
     if (status(endR) !== 'healthy') throw new Error(`the restoring prepare ended ${status(endR)}`);
-    step(await v.restored(guest, root));
+    step(await v.restored(guest, root, expected));
     // A rebuild, as `openstack database instance rebuild` leaves it: a new root disk (no agent state,
     // the old os_admin password gone with it) over the same volume, then Trove's rebuild cast.
     guest(['/usr/bin/systemctl', 'stop', 'guestagent.service', v.unit]);
@@ -420,7 +444,7 @@ async function main(): Promise<number> {
     await conductor.waitFor((x) => x.method === 'heartbeat' && status(x) === 'building', 2 * 60_000, fromRb);
     const endRb = await conductor.waitFor((x) => x.method === 'heartbeat' && ['healthy', 'failed to spawn'].includes(status(x)), 10 * 60_000, fromRb);
     if (status(endRb) !== 'healthy') throw new Error(`the rebuild ended ${status(endRb)}`);
-    step(`rebuild: ${await v.restored(guest, root)}`);
+    step(`rebuild: ${await v.restored(guest, root, expected)}`);
     // The unit is Type=notify: systemd saw READY=1 (else it stays 'activating') and the agent's STATUS.
     const unit = guest(['systemctl', 'show', 'guestagent.service', '-p', 'ActiveState', '-p', 'SubState', '-p', 'StatusText', '-p', 'WatchdogUSec']);
     if (!/^ActiveState=active$/m.test(unit) || !/^StatusText=serving guestagent\./m.test(unit)) throw new Error(`guestagent.service is not active with the agent's status:\n${unit}`);
