@@ -27,6 +27,7 @@ import { createProcessRunner } from '../../src/service/process.ts';
 import type { ServiceRunner } from '../../src/service/runner.ts';
 import { createSystemdRunner } from '../../src/service/systemd.ts';
 import { historyOf, restoreChain, walSince, walTar } from './backup.ts';
+import { settingFromConf } from './conf-file.ts';
 
 const BIN = '/usr/lib/postgresql/15/bin';
 /** Debian's configuration directory of cluster 15/main, the one pg_ctlcluster (postgresql@15-main) reads. */
@@ -75,17 +76,13 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
   const fixedPort = opts.port ?? (runnerKind === 'process' ? DEFAULT_PROCESS_PORT : 5432);
   /**
    * The self-run server gets its port on the command line. Debian's cluster listens where the
-   * configuration says (Trove's config_contents or an override; the last `port` wins, as in
-   * PostgreSQL), and the socket the agent connects to is named after it.
+   * configuration says (Trove's config_contents, a file of its include_dir, an override: read in
+   * PostgreSQL's order, the last `port` wins), and the socket the agent connects to is named after it.
    */
   const port = (): number => {
     if (runnerKind === 'process') return fixedPort;
-    let found: number | null = null;
-    for (const f of [join(dataDir, 'postgresql.conf'), join(dataDir, 'guestagent-overrides.conf')]) {
-      if (!existsSync(f)) continue;
-      for (const m of readFileSync(f, 'utf8').matchAll(/^[ \t]*port[ \t]*(?:=[ \t]*)?'?(\d+)'?[ \t]*(?:#.*)?$/gm)) found = Number(m[1]);
-    }
-    return found ?? fixedPort;
+    const found = Number(settingFromConf(join(dataDir, 'postgresql.conf'), 'port'));
+    return Number.isInteger(found) && found > 0 && found < 65536 ? found : fixedPort;
   };
   const ignoreUsers = Array.isArray(section['ignore_users']) ? section['ignore_users'].map(String) : ['os_admin', 'postgres'];
   const ignoreDbs = [...new Set([...(Array.isArray(section['ignore_dbs']) ? section['ignore_dbs'].map(String) : ['os_admin', 'postgres']), 'template0', 'template1'])];

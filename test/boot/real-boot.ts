@@ -124,15 +124,19 @@ const VARIANTS: Record<string, (port: number) => Variant> = {
       // (it listens on localhost by default; a quoted value here would reach postgresql.conf unquoted).
       mkdirSync(join(root, 'etc/postgresql-common/createcluster.d'), { recursive: true });
       writeFileSync(join(root, 'etc/postgresql-common/createcluster.d/99-boot-port.conf'), `port = ${port}\n`);
+      // The guest's port as an operator sets it for every instance: a file of the template's
+      // include_dir, not config_contents. The agent must read it there to find the server's socket.
+      mkdirSync(join(root, 'etc/postgresql/conf.d'), { recursive: true });
+      writeFileSync(join(root, 'etc/postgresql/conf.d/10-port.conf'), `port = ${port}\n`);
     },
     prepare: {
       databases: [{ _name: 'fromprepare' }],
       users: [],
       // Trove 18's templates/postgresql/config.template rendered for a 1 GB flavour, as an operator
       // adapts it to PostgreSQL 15 (wal_keep_size for the removed wal_keep_segments) and to this
-      // image (C.UTF-8 is its one locale), on the guest's own port and on loopback only.
+      // image (C.UTF-8 is its one locale), on loopback only (the port comes from its include_dir, above).
       config_contents: [
-        `listen_addresses = '127.0.0.1'`, `port = ${port}`, 'max_connections = 100', 'shared_buffers = 102MB', 'max_stack_depth = 7MB',
+        `listen_addresses = '127.0.0.1'`, 'max_connections = 100', 'shared_buffers = 102MB', 'max_stack_depth = 7MB',
         'dynamic_shared_memory_type = posix', 'wal_level = replica', 'wal_log_hints = on', 'max_wal_size = 1GB', 'min_wal_size = 80MB', 'archive_mode = on',
         `archive_command = 'test ! -f /var/lib/postgresql/data/wal_archive/%f && cp %p /var/lib/postgresql/data/wal_archive/%f'`,
         `restore_command = 'cp /var/lib/postgresql/data/wal_archive/%f "%p"'`, 'wal_keep_size = 80MB', 'effective_cache_size = 512MB',
