@@ -217,3 +217,31 @@ export class ArgumentValueError extends AgentError {
   override readonly troveClass = 'ValueError';
   override readonly troveModule = 'builtins';
 }
+
+/** A module type with no driver on this guest (Trove: ModuleTypeNotFound). */
+export class ModuleTypeNotFoundError extends AgentError {
+  override readonly code = 'MODULE_TYPE_NOT_FOUND';
+  override readonly troveClass = 'ModuleTypeNotFound';
+}
+
+/** A module that cannot be applied here, e.g. made for another datastore (Trove: ModuleInvalid). */
+export class ModuleInvalidError extends AgentError {
+  override readonly code = 'MODULE_INVALID';
+  override readonly troveClass = 'ModuleInvalid';
+  constructor(reason: string) {
+    super(`The module is invalid: ${reason}`);
+  }
+}
+
+/** Trove's generic NotFound (e.g. removing a module that was never applied). */
+export class NotFoundError extends AgentError {
+  override readonly code = 'NOT_FOUND';
+  override readonly troveClass = 'NotFound';
+}
+
+/** Python's AttributeError, which Trove's module_apply raises for a module without a name or contents. */
+export class MissingAttributeError extends AgentError {
+  override readonly code = 'ATTRIBUTE_ERROR';
+  override readonly troveClass = 'AttributeError';
+  override readonly troveModule = 'builtins';
+}

@@ -31,6 +31,7 @@ import { runCall } from './cli/call.ts';
 import { filesystemStats } from './volume/stats.ts';
 import { createBackupService } from './backup/service.ts';
 import { createGuestLogService } from './guestlog.ts';
+import { createModuleManager } from './modules.ts';
 import { createSdNotifier } from './sd-notify.ts';
 import { createIdleGc, type IdleGc } from './process/idle-gc.ts';
 import { untuneChildEnv } from './process/malloc-env.ts';
@@ -157,7 +158,8 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
         }
       : null;
   const devicePath = c.datastoreSections[manager]['device_path'];
-  const prepare = new PrepareService({ datastore, markers, reporter, volumes: preparer, devicePath: typeof devicePath === 'string' && devicePath ? devicePath : null });
+  const modules = createModuleManager({ dir: join(s.stateDir, 'modules'), datastoreManager: manager, moduleTypes: c.moduleTypes, log: log.child({ component: 'modules' }) });
+  const prepare = new PrepareService({ datastore, markers, reporter, volumes: preparer, devicePath: typeof devicePath === 'string' && devicePath ? devicePath : null, modules });
   const backups = createBackupService({
     datastore,
     updateBackup: (id, fields) => conductor.updateBackup(id, fields),
@@ -186,6 +188,7 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
   const methods = buildMethodTable({
     backups,
     guestLogs,
+    modules,
     datastore,
     prepare,
     guestId: c.guestId,

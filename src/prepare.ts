@@ -11,6 +11,7 @@ import { OperationNotSupportedError, UnprocessableError } from './errors.ts';
 import type { BackupFetcher, Datastore, OpContext, PrepareRequest, RebuildRequest } from './datastore.ts';
 import type { PrepareMarkers } from './markers.ts';
 import type { StatusReporter } from './heartbeat.ts';
+import type { ModuleManager } from './modules.ts';
 
 /** Puts the data volume in place: format if it has no filesystem, then mount. */
 export interface VolumePreparer {
@@ -25,6 +26,8 @@ export interface PrepareServiceOptions {
   volumes: VolumePreparer | null;
   /** The datastore section's device_path: what a rebuild mounts (Trove's agent mounts it at start). */
   devicePath?: string | null | undefined;
+  /** Applies prepare's `modules` once the instance is ready (null: they are logged as not applied). */
+  modules?: ModuleManager | null | undefined;
 }
 
 export class PrepareService {
@@ -56,6 +59,17 @@ export class PrepareService {
       await reporter.report(await reporter.probe(), true);
     }
     ctx.log.info('prepare completed');
+    // As Trove's agent: modules are applied after the instance is ready; a failure is logged
+    // and does not change the instance's state (module-query shows each module's own status).
+    if (req.modules?.length) {
+      try {
+        if (!this.#o.modules) throw new Error('this guest has no module support');
+        const results = this.#o.modules.apply(req.modules);
+        ctx.log.info({ modules: results.map((r) => ({ name: r['name'], status: r['status'] })) }, 'modules applied (called from prepare)');
+      } catch (err) {
+        ctx.log.error({ err }, 'an error occurred applying modules');
+      }
+    }
   }
 
   /**

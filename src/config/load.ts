@@ -157,6 +157,8 @@ export interface AgentConfig {
   /** [service_credentials]: Keystone for finding Swift. */
   keystone: KeystoneOptions;
   guestLog: GuestLogOptions;
+  /** [DEFAULT] module_types: the module drivers Trove lets this guest load (lower case). Default ping, new_relic_license. */
+  moduleTypes: string[];
   /** Every datastore group with Trove's defaults applied, typed per oslo type. Keys are oslo option names (snake_case). */
   datastoreSections: Readonly<Record<DatastoreName, DatastoreSection>>;
   /** [DEFAULT] debug. Default false. */
@@ -406,6 +408,7 @@ function build(r: Resolver, files: readonly IniFile[]): AgentConfig {
       agentLogFile: agentLogFile(nonEmpty(D, 'log_dir'), nonEmpty(D, 'log_file')) ?? '/var/log/trove/trove-guestagent.log',
     },
     logFile: agentLogFile(nonEmpty(D, 'log_dir'), nonEmpty(D, 'log_file')),
+    moduleTypes: ((r.get(D, 'module_types') as unknown[] | null) ?? []).map((t) => String(t).trim().toLowerCase()).filter(Boolean),
     datastoreSections,
     debug,
     logLevel: debug ? 'debug' : 'info',

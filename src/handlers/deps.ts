@@ -5,6 +5,7 @@
 import type { BackupFetcher, Datastore, PrepareRequest, OpContext, RebuildRequest, ServiceStatus } from '../datastore.ts';
 import type { BackupService } from '../backup/service.ts';
 import type { GuestLogService } from '../guestlog.ts';
+import type { ModuleManager } from '../modules.ts';
 
 /** The conductor casts a handler may trigger (see src/rpc/conductor.ts). */
 export interface Reporter {
@@ -33,6 +34,8 @@ export interface HandlerDeps {
   backups?: BackupService | null;
   /** Guest logs published to Swift (null: guest_log_list and guest_log_action answer not supported). */
   guestLogs?: GuestLogService | null;
+  /** Trove's instance modules (null: module_list, module_apply, module_remove answer not supported). */
+  modules?: ModuleManager | null;
   guestId: string;
   /** Heartbeats: a status held in place of the datastore's own (src/heartbeat.ts). */
   status: { hold(status: ServiceStatus, ms?: number): void; release(): void; endFailureReport(): void };
