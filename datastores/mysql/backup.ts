@@ -6,7 +6,7 @@
  * 0600 option file, never argv.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, freemem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BackupCapability, BackupFetcher, OpContext, ToolSpec } from '../../src/datastore.ts';
 import { GuestError } from '../../src/errors.ts';
@@ -67,6 +67,22 @@ export function createMariabackup(paths: MysqlPaths): BackupCapability {
 }
 
 /**
+ * mbstream's writer threads. With one (its default) the extraction of a
+ * streamed download ran at half the speed of the same bytes read from a file
+ * (2.4 GB: 7.5 s vs 4.3 s with two or more, behind curl | zstd -d here).
+ */
+export const extractThreads = (): number => Math.max(2, Math.min(8, availableParallelism()));
+
+/**
+ * mariabackup --prepare's buffer pool (its default is 100 MiB): a quarter of
+ * the free memory, at most 1 GiB. The server is stopped while a restore
+ * prepares, so the memory is there; a 2.4 GB full backup prepared in 0.7-0.8 s
+ * instead of 1.1-1.2 s, and a backup with much redo to apply gains more.
+ */
+export const prepareMemory = (free = freemem()): string =>
+  `--use-memory=${Math.floor(Math.max(100 * 2 ** 20, Math.min(2 ** 30, free / 4)) / 2 ** 20)}M`;
+
+/**
  * Restores a backup chain into an empty data directory: the full backup is
  * extracted and prepared, then each incremental is extracted beside it and
  * applied (`--prepare --incremental-dir`), oldest first.
@@ -88,15 +104,15 @@ export async function restoreChain(
     if (chain.length > 100) throw new GuestError('backup chain too long (over 100 incrementals)');
   }
   const run = (args: string[]) => exec(MARIABACKUP, args, { signal: ctx.signal, log: ctx.log, timeoutMs: 6 * 3600_000 });
-  const extract = (dir: string): ToolSpec => ({ file: MBSTREAM, args: ['-x', '-C', dir] });
+  const extract = (dir: string): ToolSpec => ({ file: MBSTREAM, args: ['-x', `--parallel=${extractThreads()}`, '-C', dir] });
   const [full, ...incrementals] = chain;
   await fetcher.restoreInto(full!.location, full!.checksum, extract(paths.dataDir), ctx);
-  await run(['--prepare', `--target-dir=${paths.dataDir}`]);
+  await run(['--prepare', prepareMemory(), `--target-dir=${paths.dataDir}`]);
   for (const inc of incrementals) {
     const incDir = mkdtempSync(join(tmpdir(), 'ga-incremental-'));
     try {
       await fetcher.restoreInto(inc.location, inc.checksum, extract(incDir), ctx);
-      await run(['--prepare', `--target-dir=${paths.dataDir}`, `--incremental-dir=${incDir}`]);
+      await run(['--prepare', prepareMemory(), `--target-dir=${paths.dataDir}`, `--incremental-dir=${incDir}`]);
     } finally {
       rmSync(incDir, { recursive: true, force: true });
     }
