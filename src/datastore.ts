@@ -193,6 +193,55 @@ export interface Upgrade {
   postUpgrade(upgradeInfo: Record<string, unknown>, ctx: OpContext): Promise<void>;
 }
 
+/** A replication user on the source, as Trove's snapshot and replica context carry it. */
+export interface ReplicationUser {
+  name: string;
+  password: string;
+}
+
+/**
+ * What a replica is given to connect to its source: Trove's snapshot (from
+ * get_replication_snapshot, with `dataset` when the replica was restored from
+ * the source's backup) or replica context (get_replica_context).
+ */
+export interface ReplicaSource {
+  master: { host: string; port: number };
+  replicationUser: ReplicationUser;
+  /** Restored from the source's snapshot backup: replication starts where that backup ends. */
+  fromSnapshot: boolean;
+}
+
+/**
+ * Trove's replication strategy for the datastore (trove/guestagent/strategies/
+ * replication): the source's and the replica's halves. The agent's handlers
+ * take the snapshot backup and shape Trove's dicts around these.
+ */
+export interface Replication {
+  /** Trove's replication_strategy name: a snapshot from another strategy is refused. */
+  readonly strategy: string;
+  /** Source: Trove's rendered replica_source configuration in place (a restart when it was not). */
+  enableAsMaster(configContents: string | null, ctx: OpContext): Promise<void>;
+  /** Source: back to a plain instance (its source configuration removed, restarted). */
+  demoteMaster(ctx: OpContext): Promise<void>;
+  /** Source: a new user replicas log in with. */
+  createReplicationUser(ctx: OpContext): Promise<ReplicationUser>;
+  /** Source: where replicas connect. */
+  masterRef(ctx: OpContext): Promise<{ host: string; port: number }>;
+  /** Source: the replica context's log_position (MariaDB: the GTID position). */
+  logPosition(ctx: OpContext): Promise<Record<string, unknown>>;
+  /** Replica: Trove's rendered replica configuration in place, restarted, replicating from `source`. */
+  enableAsSlave(source: ReplicaSource, configContents: string | null, ctx: OpContext): Promise<void>;
+  /** Replica: stops replicating and forgets the source; the replication user's name. */
+  detachSlave(forFailover: boolean, ctx: OpContext): Promise<{ replicationUser: string }>;
+  makeReadOnly(readOnly: boolean, ctx: OpContext): Promise<void>;
+  /** The newest transaction this server has written (MariaDB: gtid_binlog_pos). */
+  latestTxnId(ctx: OpContext): Promise<string>;
+  /** Replica: the source's id and the last of its transactions applied here. */
+  lastTxn(ctx: OpContext): Promise<[string | number | null, number]>;
+  /** Blocks until the transaction `txn` (a latestTxnId answer) has been applied here. */
+  waitForTxn(txn: string, ctx: OpContext): Promise<void>;
+}
+
 /** Hooks a datastore offers the agent for reporting to conductor (e.g. report_root). */
 export interface DatastoreEvents {
   rootEnabled?(user: User): void;
@@ -210,6 +259,7 @@ export interface Datastore {
   readonly upgrade?: Upgrade;
   readonly backup?: BackupCapability;
   readonly logs?: LogCapability;
+  readonly replication?: Replication;
 }
 
 /** A log file Trove users can publish to Swift (guest_log_list / guest_log_action). */

@@ -245,3 +245,21 @@ export class MissingAttributeError extends AgentError {
   override readonly troveClass = 'AttributeError';
   override readonly troveModule = 'builtins';
 }
+
+/** A replica offered a snapshot or context of another replication strategy (Trove: IncompatibleReplicationStrategy). */
+export class IncompatibleReplicationStrategyError extends AgentError {
+  override readonly code = 'INCOMPATIBLE_REPLICATION_STRATEGY';
+  override readonly troveClass = 'IncompatibleReplicationStrategy';
+  constructor(guestStrategy: string, sourceStrategy: string) {
+    super(`Instance with replication strategy ${guestStrategy} cannot replicate from instance with replication strategy ${sourceStrategy}.`);
+  }
+}
+
+/** The replica's volume is smaller than the source's data (Trove: InsufficientSpaceForReplica). */
+export class InsufficientSpaceForReplicaError extends AgentError {
+  override readonly code = 'INSUFFICIENT_SPACE_FOR_REPLICA';
+  override readonly troveClass = 'InsufficientSpaceForReplica';
+  constructor(volumeGb: number, datasetGb: number) {
+    super(`The target instance has only ${volumeGb}G free, but the replication snapshot contains ${datasetGb}G of data.`);
+  }
+}

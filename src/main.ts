@@ -159,7 +159,9 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
       : null;
   const devicePath = c.datastoreSections[manager]['device_path'];
   const modules = createModuleManager({ dir: join(s.stateDir, 'modules'), datastoreManager: manager, moduleTypes: c.moduleTypes, log: log.child({ component: 'modules' }) });
-  const prepare = new PrepareService({ datastore, markers, reporter, volumes: preparer, devicePath: typeof devicePath === 'string' && devicePath ? devicePath : null, modules });
+  const prepare = new PrepareService({ datastore, markers, reporter, volumes: preparer, devicePath: typeof devicePath === 'string' && devicePath ? devicePath : null, modules,
+    volumeTotalGb: async (mountPoint) => (await filesystemStats(mountPoint)).total,
+  });
   const backups = createBackupService({
     datastore,
     updateBackup: (id, fields) => conductor.updateBackup(id, fields),

@@ -12,6 +12,7 @@ import type { BackupFetcher, Datastore, OpContext, PrepareRequest, RebuildReques
 import type { PrepareMarkers } from './markers.ts';
 import type { StatusReporter } from './heartbeat.ts';
 import type { ModuleManager } from './modules.ts';
+import { attachReplica } from './replication.ts';
 
 /** Puts the data volume in place: format if it has no filesystem, then mount. */
 export interface VolumePreparer {
@@ -28,6 +29,8 @@ export interface PrepareServiceOptions {
   devicePath?: string | null | undefined;
   /** Applies prepare's `modules` once the instance is ready (null: they are logged as not applied). */
   modules?: ModuleManager | null | undefined;
+  /** Size in GiB of the filesystem at a mount point (get_filesystem_stats): a replica's volume must hold its source's data. */
+  volumeTotalGb?: ((mountPoint: string) => Promise<number>) | undefined;
 }
 
 export class PrepareService {
@@ -51,6 +54,13 @@ export class PrepareService {
       const mountPoint = req.mountPoint ?? datastore.mountPoint;
       if (req.devicePath && this.#o.volumes) await this.#o.volumes.prepareVolume(req.devicePath, mountPoint, ctx);
       await datastore.lifecycle.prepare({ ...req, mountPoint }, ctx, fetcher);
+      // A replica (Trove: prepare with `snapshot`, restored from the source's snapshot backup)
+      // attaches to its source before it counts as ready; a failure is a failed prepare.
+      if (req.snapshot) {
+        if (!datastore.replication) throw new OperationNotSupportedError('attach_replica', datastore.name);
+        const config = req.snapshot['config'];
+        await attachReplica(datastore.replication, req.snapshot, typeof config === 'string' ? config : null, async () => (this.#o.volumeTotalGb ? this.#o.volumeTotalGb(datastore.mountPoint) : Number.POSITIVE_INFINITY), ctx);
+      }
     });
     if (req.clusterConfig) {
       await reporter.report('instance ready', true);

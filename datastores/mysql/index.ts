@@ -14,6 +14,7 @@ import { createSystemdRunner } from '../../src/service/systemd.ts';
 import { createMysqlAdmin } from './admin.ts';
 import { createMariabackup, restoreChain } from './backup.ts';
 import { validatePassword } from './names.ts';
+import { createMysqlReplication } from './replication.ts';
 import {
   dataDirInitialized, generatePassword, mysqlPaths, readAdminPassword, readOverrides, removeOverrides, writeAdminCnf, writeConfig,
   writeOptionFile, writeOverrides, type MysqlPaths,
@@ -255,6 +256,16 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
     admin,
     root,
     backup: createMariabackup(paths),
+    replication: createMysqlReplication({
+      paths,
+      sql,
+      restart: async (ctx) => {
+        await resetSql();
+        await runner.restart(ctx);
+      },
+      strategy: typeof section['replication_strategy'] === 'string' ? section['replication_strategy'] : name === 'mariadb' ? 'MariaDBGTIDReplication' : 'MysqlGTIDReplication',
+      datastore: name,
+    }),
     upgrade: {
       /**
        * Trove's pre_upgrade: keep what lives outside the data directory (option

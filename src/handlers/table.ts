@@ -11,6 +11,7 @@ import { adminMethods } from './admin.ts';
 import { backupMethods } from './backup.ts';
 import { logMethods } from './logs.ts';
 import { moduleMethods } from './modules.ts';
+import { replicationMethods } from './replication.ts';
 import type { HandlerDeps } from './deps.ts';
 import { lifecycleMethods } from './lifecycle.ts';
 import { rootMethods } from './root.ts';
@@ -69,7 +70,7 @@ export function buildMethodTable(d: HandlerDeps, extra: Record<string, MethodSpe
       },
     });
   }
-  const areas = [statusMethods(d), adminMethods(d), rootMethods(d), lifecycleMethods(d), volumeMethods(d), backupMethods(d), logMethods(d), moduleMethods(d), extra];
+  const areas = [statusMethods(d), adminMethods(d), rootMethods(d), lifecycleMethods(d), volumeMethods(d), backupMethods(d), logMethods(d), moduleMethods(d), replicationMethods(d), extra];
   for (const area of areas) for (const [name, spec] of Object.entries(area)) table.set(name, spec);
   return table;
 }

@@ -1,0 +1,237 @@
+/**
+ * MariaDB replication as Trove's MariaDBGTIDReplication does it
+ * (trove/guestagent/strategies/replication/mysql_base.py, mariadb_gtid.py and
+ * the service calls they make): the source runs with Trove's rendered
+ * replica_source configuration (binary log on), replicas log in as a
+ * `slave_xxxxxxxx` user with REPLICATION SLAVE and follow the source by GTID
+ * (MASTER_USE_GTID=slave_pos), starting where the snapshot backup ended
+ * (mariabackup's xtrabackup_binlog_info). Values reach SQL as parameters.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import type { OpContext, Replication, ReplicationUser } from '../../src/datastore.ts';
+import { BadRequestError, GuestError, OperationNotSupportedError } from '../../src/errors.ts';
+import { writeOptionFile, type MysqlPaths } from './server.ts';
+import type { SqlClient } from './sql.ts';
+
+/** Where Trove's guest keeps the data (its templates name paths under it, e.g. log_bin). */
+const TROVE_DATA_DIR = '/var/lib/mysql/data';
+/** Trove's start_slave / stop_slave wait (seconds). */
+const SLAVE_STATE_TIMEOUT_MS = 180_000;
+
+export interface ReplicationOptions {
+  paths: MysqlPaths;
+  sql: () => SqlClient;
+  restart: (ctx: OpContext) => Promise<void>;
+  /** The [mysql]/[mariadb] section's replication_strategy. */
+  strategy: string;
+  datastore: string;
+}
+
+/**
+ * Trove's rendered replication configuration as an option file: only
+ * sections, options and comments (no `!include`), and its paths under
+ * Trove's data directory moved to this server's.
+ */
+export function renderReplicationConfig(contents: string, dataDir: string): string {
+  const out: string[] = [];
+  for (const raw of contents.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    if (/^\[[A-Za-z0-9_.-]+\]$/.test(line)) {
+      out.push(line);
+      continue;
+    }
+    const m = /^([A-Za-z][A-Za-z0-9_.-]*)\s*(?:=\s*(.*))?$/.exec(line);
+    if (!m) throw new BadRequestError(`the replication configuration has a line that is not an option: ${JSON.stringify(line.slice(0, 100))}`);
+    const value = m[2];
+    if (value === undefined) out.push(m[1]!);
+    else {
+      const moved = dataDir !== TROVE_DATA_DIR && value.startsWith(`${TROVE_DATA_DIR}/`) ? join(dataDir, value.slice(TROVE_DATA_DIR.length + 1)) : value;
+      out.push(`${m[1]} = ${moved}`);
+    }
+  }
+  if (!out.some((l) => l.startsWith('['))) throw new BadRequestError('the replication configuration has no section');
+  return out.join('\n') + '\n';
+}
+
+/** The GTID position mariabackup recorded in the restored data (xtrabackup_binlog_info: file, position, GTID). */
+export function snapshotGtid(dataDir: string): string {
+  const file = join(dataDir, 'xtrabackup_binlog_info');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new GuestError(`Unable to determine the last GTID of the source from ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  const parts = text.trim().split('\t');
+  const gtid = parts.length === 3 ? parts[2]!.trim() : '';
+  if (gtid && !/^\d+-\d+-\d+(,\s*\d+-\d+-\d+)*$/.test(gtid)) throw new GuestError(`unexpected GTID ${JSON.stringify(gtid.slice(0, 100))} in ${file}`);
+  return gtid;
+}
+
+/** Trove's get_my_ipv4: the address of the interface the default route leaves by. */
+export function primaryIpv4(routes = (() => {
+  try {
+    return readFileSync('/proc/net/route', 'utf8');
+  } catch {
+    return '';
+  }
+})(), ifaces = networkInterfaces()): string {
+  const dflt = routes.split('\n').slice(1).map((l) => l.trim().split(/\s+/)).find((f) => f[1] === '00000000' && f[7] === '00000000');
+  const candidates = [...(dflt ? [dflt[0]!] : []), ...Object.keys(ifaces)];
+  for (const name of candidates) {
+    const a = ifaces[name]?.find((x) => x.family === 'IPv4' && !x.internal);
+    if (a) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+const ANY = new Set(['', '*', '0.0.0.0', '::', '0:0:0:0:0:0:0:0']);
+
+export function createMysqlReplication(o: ReplicationOptions): Replication {
+  const { paths } = o;
+  const sourceFile = join(paths.confDir, 'zzy-guestagent-replication-source.cnf');
+  const replicaFile = join(paths.confDir, 'zzy-guestagent-replication-replica.cnf');
+
+  let flavor: Promise<'mariadb' | 'mysql'> | null = null;
+  /** Trove's MySQL strategy (MASTER_AUTO_POSITION, WAIT_FOR_EXECUTED_GTID_SET) needs MySQL's GTIDs, which MariaDB does not have. */
+  const mariadbOnly = async (): Promise<void> => {
+    flavor ??= o.sql().query<{ v: string }>('SELECT VERSION() AS v').then((r) => (/mariadb/i.test(r[0]?.v ?? '') ? 'mariadb' : 'mysql'));
+    flavor.catch(() => (flavor = null));
+    if ((await flavor) !== 'mariadb') throw new OperationNotSupportedError('replication on a MySQL server (MysqlGTIDReplication)', o.datastore);
+  };
+
+  const slaveRunning = async (): Promise<boolean> => {
+    const rows = await o.sql().query<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Slave_running'");
+    return (rows[0]?.Value ?? 'OFF').toUpperCase() === 'ON';
+  };
+  const waitSlave = async (running: boolean, ctx: OpContext): Promise<void> => {
+    const deadline = Date.now() + SLAVE_STATE_TIMEOUT_MS;
+    for (;;) {
+      if ((await slaveRunning()) === running) return;
+      if (Date.now() > deadline || ctx.signal.aborted) {
+        // What the replica's IO thread said last is what the operator needs.
+        const st = (await o.sql().query<Record<string, unknown>>('SHOW SLAVE STATUS'))[0];
+        const why = st ? String(st['Last_IO_Error'] || st['Last_SQL_Error'] || '') : '';
+        throw new GuestError(`Replication is not ${running ? 'on' : 'off'} after ${SLAVE_STATE_TIMEOUT_MS / 1000} seconds.${why ? ` ${why}` : ''}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+
+  return {
+    strategy: o.strategy,
+
+    async enableAsMaster(contents, ctx) {
+      await mariadbOnly();
+      if (existsSync(sourceFile)) return;
+      writeOptionFile(sourceFile, renderReplicationConfig(contents ?? '[mysqld]\nlog_bin = mariadb-bin.log\nbinlog_format = MIXED\nlog_slave_updates = ON\n', paths.dataDir));
+      ctx.log.info('replication source configuration written; restarting');
+      await o.restart(ctx);
+    },
+
+    async demoteMaster(ctx) {
+      rmSync(sourceFile, { force: true });
+      await o.restart(ctx);
+    },
+
+    async createReplicationUser(ctx) {
+      await mariadbOnly();
+      // Trove: utils.generate_random_password(16), a name slave_<8 of a uuid>, five more tries on a clash.
+      const password = randomBytes(12).toString('base64url');
+      for (let attempt = 0; ; attempt++) {
+        const name = `slave_${randomUUID().slice(0, 8)}`;
+        try {
+          await o.sql().query("CREATE USER ?@'%' IDENTIFIED BY ?", [name, password]);
+          await o.sql().query("GRANT REPLICATION SLAVE ON *.* TO ?@'%'", [name]);
+          ctx.log.info({ user: name }, 'replication user created');
+          return { name, password } satisfies ReplicationUser;
+        } catch (e) {
+          if (attempt >= 5) throw e;
+        }
+      }
+    },
+
+    async masterRef() {
+      const [row] = await o.sql().query<{ port: number; bind: string | null }>('SELECT @@port AS port, @@bind_address AS bind');
+      const bind = (row?.bind ?? '').trim();
+      const host = !ANY.has(bind) && /^[\d.]+$/.test(bind) ? bind : primaryIpv4();
+      return { host, port: Number(row?.port) };
+    },
+
+    async logPosition() {
+      const [row] = await o.sql().query<{ pos: string }>('SELECT @@global.gtid_binlog_pos AS pos');
+      return { gtid_pos: row?.pos ?? '' };
+    },
+
+    async enableAsSlave(source, contents, ctx) {
+      await mariadbOnly();
+      const port = source.master.port;
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BadRequestError(`invalid source port ${String(port)}`);
+      writeOptionFile(replicaFile, renderReplicationConfig(contents ?? '[mysqld]\nlog_bin = mariadb-bin.log\nbinlog_format = MIXED\nlog_slave_updates = ON\nread_only = true\n', paths.dataDir));
+      await o.restart(ctx);
+      const s = o.sql();
+      if (source.fromSnapshot) {
+        const gtid = snapshotGtid(paths.dataDir);
+        await s.query('SET GLOBAL gtid_slave_pos = ?', [gtid]);
+        ctx.log.info({ gtid }, 'replication starts at the snapshot backup position');
+      }
+      await s.query('CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ' + String(port) + ', MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_CONNECT_RETRY = 15, MASTER_USE_GTID = slave_pos', [
+        source.master.host,
+        source.replicationUser.name,
+        source.replicationUser.password,
+      ]);
+      await s.query('START SLAVE');
+      await waitSlave(true, ctx);
+      ctx.log.info({ host: source.master.host, port }, 'replicating from the source');
+    },
+
+    async detachSlave(forFailover, ctx) {
+      await mariadbOnly();
+      const s = o.sql();
+      const status = (await s.query<{ Master_User: string }>('SHOW SLAVE STATUS'))[0];
+      if (!status) throw new GuestError('This instance is not a replica: it has no replication source.');
+      const user = status.Master_User;
+      await s.query('STOP SLAVE');
+      await s.query('RESET SLAVE ALL');
+      await waitSlave(false, ctx);
+      if (!forFailover) await s.query("DROP USER IF EXISTS ?@'%'", [user]);
+      rmSync(replicaFile, { force: true });
+      await o.restart(ctx);
+      return { replicationUser: user };
+    },
+
+    async makeReadOnly(readOnly) {
+      await o.sql().query('SET GLOBAL read_only = ?', [readOnly ? 1 : 0]);
+    },
+
+    async latestTxnId() {
+      await mariadbOnly();
+      const [row] = await o.sql().query<{ pos: string }>('SELECT @@global.gtid_binlog_pos AS pos');
+      return row?.pos ?? '';
+    },
+
+    async lastTxn() {
+      await mariadbOnly();
+      const s = o.sql();
+      const status = (await s.query<{ Master_Server_Id: number }>('SHOW SLAVE STATUS'))[0];
+      const masterId = status ? Number(status.Master_Server_Id) || null : null;
+      const [row] = await s.query<{ pos: string }>('SELECT @@global.gtid_slave_pos AS pos');
+      // domain-server-sequence, comma separated: the sequence of the source's server id.
+      for (const g of (row?.pos ?? '').split(',')) {
+        const parts = g.trim().split('-');
+        if (parts.length === 3 && parts[1] === String(masterId)) return [masterId, Number(parts[2])];
+      }
+      return [masterId, 0];
+    },
+
+    async waitForTxn(txn) {
+      await mariadbOnly();
+      if (!/^\s*(\d+-\d+-\d+(\s*,\s*\d+-\d+-\d+)*)?\s*$/.test(txn)) throw new BadRequestError(`'${txn.slice(0, 100)}' is not a GTID position`);
+      await o.sql().query('SELECT MASTER_GTID_WAIT(?) AS r', [txn]);
+    },
+  };
+}
