@@ -10,7 +10,10 @@
  * host) and starts the unit; on the host, a private RabbitMQ, Trove's
  * Python conductor and Trove's Python guest API client then see: the agent
  * answer, prepare reach `healthy`, and create_database (create_user for
- * Redis) land in the guest's server, on the mount point's data directory.
+ * Redis) land in the guest's server, on the mount point's data directory;
+ * then restart, full and incremental backups, a restore and a rebuild, and
+ * for MariaDB (both managers) Trove's replica create with the guest as the
+ * replica of a source on the host, and detach_replica.
  * The guest shares the host's network: its server listens on 127.0.0.1 at a
  * port of its own (20000-29999, free at the start), never on the host's
  * 3306 / 5432 / 6379. Not part of `npm test` (it needs minutes and Debian's
@@ -27,6 +30,10 @@ import { PythonCaller, PythonConductor, type PeerResult } from '../integration/h
 import { startRabbitNode } from '../integration/setup/rabbit.ts';
 import { startSwift } from '../integration/setup/swift.ts';
 import { createSwiftClient } from '../../src/backup/swift-client.ts';
+import { pino } from 'pino';
+import { createMysql } from '../../datastores/mysql/index.ts';
+import { connectSql } from '../../datastores/mysql/sql.ts';
+import { measureBackup } from '../../bench/backup-common.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CACHE = '/var/cache/guestagent-boot';
@@ -52,6 +59,8 @@ interface Variant {
    * goes into an incremental on top of it, and the restore is from the incremental (the chain).
    */
   incremental: boolean;
+  /** Trove's replication for this datastore is built: the guest becomes a replica of a source on the host. */
+  replication?: { strategy: string; templates: string };
   /** After prepare(backup_info) reached healthy: what the guest shows of the restored data (`expect`: databases it must hold); returns a line to print. */
   restored(guest: (cmd: string[], mayFail?: boolean) => string, root: string, expect: string[]): Promise<string>;
 }
@@ -103,6 +112,7 @@ function mariadbVariant(manager: 'mariadb' | 'mysql', port: number): Variant {
     },
     wipe: 'rm -rf /var/lib/mysql/data',
     incremental: true,
+    replication: { strategy: manager === 'mariadb' ? 'MariaDBGTIDReplication' : 'MysqlGTIDReplication', templates: '/usr/lib/python3/dist-packages/trove/templates/mariadb' },
     async restored(guest, _root, expect) {
       const dbs = guest(['/usr/bin/mariadb', '-N', '-e', 'SHOW DATABASES']).split('\n');
       if (!expect.every((d) => dbs.includes(d))) throw new Error(`the restored server lacks the backed-up databases: ${dbs.join(', ')}`);
@@ -263,6 +273,88 @@ function userData(template: string, files: Record<string, string>): string {
   return template + execFileSync('/usr/bin/python3', ['-c', script, JSON.stringify(files)], { encoding: 'utf8' });
 }
 
+const ok = (r: PeerResult) => {
+  if (!r.ok) throw new Error(JSON.stringify(r.error));
+  return r.result;
+};
+const status = (x: { kwargs: Record<string, unknown> }) => (x.kwargs['payload'] as { service_status?: string } | undefined)?.service_status ?? '';
+
+/**
+ * Trove's replica create with the guest as the replica, under systemd: a source on the host (the
+ * agent's MariaDB datastore running its own mariadbd on 127.0.0.1, server_id 99) is enabled as
+ * replication source with Trove's replica_source template and its snapshot backup goes to the
+ * host's Swift; the guest, wiped as a new instance, is prepared with that backup and Trove's
+ * snapshot dict (replica template as its config). It must replicate by GTID from where the backup
+ * ended (a row written after the snapshot arrives), read-only, its binary log on the volume; a
+ * detach_replica leaves it writable and on its own.
+ */
+async function replicaOfHostSource(
+  v: Variant,
+  guest: (cmd: string[], mayFail?: boolean) => string,
+  c: PythonCaller,
+  conductor: PythonConductor,
+  swift: { storageUrl: string; token: string },
+  context: Record<string, unknown>,
+): Promise<string> {
+  const repl = v.replication!;
+  const log = pino({ level: 'silent' });
+  const ctx = { log, signal: new AbortController().signal };
+  const dir = mkdtempSync('/var/tmp/ga-boot-source-');
+  const port = await freePort();
+  const ds = createMysql({ log, section: {}, runner: 'process', stateDir: dir, port, events: {} }, v.manager as 'mysql' | 'mariadb');
+  try {
+    await ds.lifecycle.prepare({
+      memoryMb: 0, packages: [], databases: [{ name: 'replicated' }], users: [], devicePath: null, mountPoint: null, backupInfo: null,
+      configContents: '[mysqld]\nserver_id = 99\ninnodb_buffer_pool_size = 64M\n', rootPassword: null, overrides: null, clusterConfig: null, snapshot: null, modules: null, dsVersion: v.version,
+    }, ctx);
+    const sql = connectSql({ socketPath: join(dir, 'run', 'mysqld.sock'), user: 'os_admin', password: /password = (.*)/.exec(readFileSync(join(dir, 'os_admin.cnf'), 'utf8'))![1]! });
+    await sql.query('CREATE TABLE replicated.t (id INT PRIMARY KEY)');
+    await sql.query('INSERT INTO replicated.t VALUES (1)');
+    await ds.replication!.enableAsMaster(readFileSync(join(repl.templates, 'replica_source.config.template'), 'utf8'), ctx);
+    const snap = await measureBackup({ datastore: ds, name: v.manager, version: v.version, storageUrl: swift.storageUrl, token: swift.token, segmentMaxSize: 2 ** 31, codec: 'gzip' });
+    const user = await ds.replication!.createReplicationUser(ctx);
+    const master = await ds.replication!.masterRef(ctx);
+    await sql.query('INSERT INTO replicated.t VALUES (2)'); // after the snapshot: only replication brings it
+    guest(['/usr/bin/systemctl', 'stop', 'guestagent.service', v.unit]);
+    guest(['/bin/sh', '-c', `${v.wipe} && find /var/lib/guestagent -mindepth 1 -delete`]);
+    guest(['/usr/bin/systemctl', 'start', '--no-block', 'guestagent.service']);
+    await until('the agent of the new replica to answer', 2 * 60_000, async () => ((await c.raw('rpc_ping', {}, { timeout: 5 })).ok ? true : null));
+    const from = conductor.received.length;
+    const snapshotId = snap.location.split('/').at(-1)!.split('.')[0]!;
+    ok(await c.api('prepare', {
+      memory_mb: 1024, packages: '', ...v.prepare, databases: [], users: [], device_path: null, mount_point: v.mountPoint, root_password: null, overrides: {}, ds_version: v.version,
+      backup_info: { id: snapshotId, location: snap.location, checksum: snap.checksum, type: null },
+      snapshot: {
+        dataset: { datastore_manager: v.manager, dataset_size: 0.01, volume_size: 1, snapshot_id: snapshotId },
+        replication_strategy: repl.strategy, master, replica_conf: { log_position: {}, replication_user: user },
+        config: readFileSync(join(repl.templates, 'replica.config.template'), 'utf8'),
+      },
+    }, { context, notification: true }));
+    await conductor.waitFor((x) => x.method === 'heartbeat' && status(x) === 'building', 2 * 60_000, from);
+    const end = await conductor.waitFor((x) => x.method === 'heartbeat' && ['healthy', 'failed to spawn'].includes(status(x)), 10 * 60_000, from);
+    if (status(end) !== 'healthy') throw new Error(`the replica's prepare ended ${status(end)}`);
+    await sql.query('INSERT INTO replicated.t VALUES (3)');
+    const rows = await until('rows 1-3 replicated into the guest', 60_000, async () => {
+      const out = guest(['/usr/bin/mariadb', '-N', '-e', 'SELECT GROUP_CONCAT(id ORDER BY id) FROM replicated.t'], true).trim();
+      return out === '1,2,3' ? out : null;
+    });
+    const st = guest(['/usr/bin/mariadb', '-e', 'SHOW SLAVE STATUS\\G']);
+    if (!/Slave_IO_Running: Yes/.test(st) || !/Slave_SQL_Running: Yes/.test(st) || !/Using_Gtid: Slave_Pos/.test(st)) throw new Error(`the guest does not replicate:\n${st}`);
+    const ro = guest(['/usr/bin/mariadb', '-N', '-e', 'SELECT @@read_only, @@log_bin_basename']).trim();
+    if (ro !== '1\t/var/lib/mysql/data/mariadb-bin') throw new Error(`the replica's read_only and binary log are ${JSON.stringify(ro)}`);
+    const detached = ok(await c.api('detach_replica', { for_failover: false })) as { replication_user: string };
+    if (detached.replication_user !== user.name) throw new Error(`detach_replica answered ${JSON.stringify(detached)}`);
+    const after = guest(['/usr/bin/mariadb', '-N', '-e', 'SELECT @@read_only']).trim();
+    const left = guest(['/usr/bin/mariadb', '-e', 'SHOW SLAVE STATUS']).trim();
+    if (after !== '0' || left !== '') throw new Error(`after detach_replica the guest is read_only=${after} and still has a source: ${left}`);
+    await sql.end();
+    return `replica of a source on the host (127.0.0.1:${port}, server_id 99): rows ${rows} replicated by GTID, read-only, binary log ${ro.split('\t')[1]}; detach_replica: writable, no source`;
+  } finally {
+    await ds.lifecycle.close().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<number> {
   const name = process.argv[2] ?? 'mariadb';
   const variant = VARIANTS[name];
@@ -349,16 +441,11 @@ async function main(): Promise<number> {
     });
     step('the agent answers; sending prepare through Trove\'s guest API');
     const from = conductor.received.length;
-    const ok = (r: PeerResult) => {
-      if (!r.ok) throw new Error(JSON.stringify(r.error));
-      return r.result;
-    };
     ok(await caller.api('prepare', {
       memory_mb: 1024, packages: '', ...v.prepare, device_path: null, mount_point: v.mountPoint, root_password: null, overrides: {}, ds_version: v.version,
     }, { notification: true }));
     const first = await conductor.waitFor((x) => x.method === 'heartbeat' && x.kwargs['instance_id'] === guestId, 5 * 60_000, from);
     step(`first heartbeat at the conductor: ${JSON.stringify(first.kwargs['payload'])}`);
-    const status = (x: { kwargs: Record<string, unknown> }) => (x.kwargs['payload'] as { service_status?: string } | undefined)?.service_status ?? '';
     const end = await conductor.waitFor((x) => x.method === 'heartbeat' && ['healthy', 'failed to spawn'].includes(status(x)), 10 * 60_000, from);
     if (status(end) !== 'healthy') throw new Error(`prepare ended ${status(end)}`);
     step('prepare reached healthy');
@@ -449,6 +536,7 @@ async function main(): Promise<number> {
     const endRb = await conductor.waitFor((x) => x.method === 'heartbeat' && ['healthy', 'failed to spawn'].includes(status(x)), 10 * 60_000, fromRb);
     if (status(endRb) !== 'healthy') throw new Error(`the rebuild ended ${status(endRb)}`);
     step(`rebuild: ${await v.restored(guest, root, expected)}`);
+    if (v.replication) step(await replicaOfHostSource(v, guest, c, conductor, swift.info, context));
     // The unit is Type=notify: systemd saw READY=1 (else it stays 'activating') and the agent's STATUS.
     const unit = guest(['systemctl', 'show', 'guestagent.service', '-p', 'ActiveState', '-p', 'SubState', '-p', 'StatusText', '-p', 'WatchdogUSec']);
     if (!/^ActiveState=active$/m.test(unit) || !/^StatusText=serving guestagent\./m.test(unit)) throw new Error(`guestagent.service is not active with the agent's status:\n${unit}`);
