@@ -229,10 +229,14 @@ export interface Replication {
   masterRef(ctx: OpContext): Promise<{ host: string; port: number }>;
   /** Source: the replica context's log_position (MariaDB: the GTID position). */
   logPosition(ctx: OpContext): Promise<Record<string, unknown>>;
-  /** Replica: Trove's rendered replica configuration in place, restarted, replicating from `source`. */
-  enableAsSlave(source: ReplicaSource, configContents: string | null, ctx: OpContext): Promise<void>;
-  /** Replica: stops replicating and forgets the source; the replication user's name. */
-  detachSlave(forFailover: boolean, ctx: OpContext): Promise<{ replicationUser: string }>;
+  /**
+   * Replica: Trove's rendered replica configuration in place, replicating from `source`.
+   * `restart` false (Trove's attach_replica(restart=False) on a demoted source) leaves the
+   * server as it is for what follows (PostgreSQL: demote's pg_rewind); MySQL always restarts.
+   */
+  enableAsSlave(source: ReplicaSource, configContents: string | null, ctx: OpContext, restart: boolean): Promise<void>;
+  /** Replica: stops replicating and forgets the source; the replication user's name (MySQL) or nothing (PostgreSQL). */
+  detachSlave(forFailover: boolean, ctx: OpContext): Promise<{ replicationUser: string } | null>;
   makeReadOnly(readOnly: boolean, ctx: OpContext): Promise<void>;
   /** The newest transaction this server has written (MariaDB: gtid_binlog_pos). */
   latestTxnId(ctx: OpContext): Promise<string>;

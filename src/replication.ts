@@ -5,6 +5,8 @@
  * checks a replica makes before it attaches, and the attach itself. The
  * datastore's Replication does the server's part.
  */
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import type { OpContext, ReplicaSource, Replication, ReplicationUser } from './datastore.ts';
 import { BadRequestError, IncompatibleReplicationStrategyError, InsufficientSpaceForReplicaError } from './errors.ts';
 
@@ -39,6 +41,7 @@ export async function attachReplica(
   slaveConfig: string | null,
   volumeTotalGb: () => Promise<number>,
   ctx: OpContext,
+  restart = true,
 ): Promise<void> {
   const source = parseReplicaSource(info);
   const rec = info as Record<string, unknown>;
@@ -51,7 +54,24 @@ export async function attachReplica(
       if (total < size) throw new InsufficientSpaceForReplicaError(total, size);
     }
   }
-  await replication.enableAsSlave(source, slaveConfig, ctx);
+  await replication.enableAsSlave(source, slaveConfig, ctx, restart);
+}
+
+/** Trove's get_my_ipv4: the address of the interface the default route leaves by. */
+export function primaryIpv4(routes = (() => {
+  try {
+    return readFileSync('/proc/net/route', 'utf8');
+  } catch {
+    return '';
+  }
+})(), ifaces = networkInterfaces()): string {
+  const dflt = routes.split('\n').slice(1).map((l) => l.trim().split(/\s+/)).find((f) => f[1] === '00000000' && f[7] === '00000000');
+  const candidates = [...(dflt ? [dflt[0]!] : []), ...Object.keys(ifaces)];
+  for (const name of candidates) {
+    const a = ifaces[name]?.find((x) => x.family === 'IPv4' && !x.internal);
+    if (a) return a.address;
+  }
+  return '127.0.0.1';
 }
 
 /** The replica context dict (get_replica_context) and the snapshot's replica_conf. */

@@ -9,10 +9,10 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { OpContext, Replication, ReplicationUser } from '../../src/datastore.ts';
 import { BadRequestError, GuestError, OperationNotSupportedError } from '../../src/errors.ts';
+import { primaryIpv4 } from '../../src/replication.ts';
 import { writeOptionFile, type MysqlPaths } from './server.ts';
 import type { SqlClient } from './sql.ts';
 
@@ -70,23 +70,6 @@ export function snapshotGtid(dataDir: string): string {
   const gtid = parts.length === 3 ? parts[2]!.trim() : '';
   if (gtid && !/^\d+-\d+-\d+(,\s*\d+-\d+-\d+)*$/.test(gtid)) throw new GuestError(`unexpected GTID ${JSON.stringify(gtid.slice(0, 100))} in ${file}`);
   return gtid;
-}
-
-/** Trove's get_my_ipv4: the address of the interface the default route leaves by. */
-export function primaryIpv4(routes = (() => {
-  try {
-    return readFileSync('/proc/net/route', 'utf8');
-  } catch {
-    return '';
-  }
-})(), ifaces = networkInterfaces()): string {
-  const dflt = routes.split('\n').slice(1).map((l) => l.trim().split(/\s+/)).find((f) => f[1] === '00000000' && f[7] === '00000000');
-  const candidates = [...(dflt ? [dflt[0]!] : []), ...Object.keys(ifaces)];
-  for (const name of candidates) {
-    const a = ifaces[name]?.find((x) => x.family === 'IPv4' && !x.internal);
-    if (a) return a.address;
-  }
-  return '127.0.0.1';
 }
 
 const ANY = new Set(['', '*', '0.0.0.0', '::', '0:0:0:0:0:0:0:0']);
@@ -168,6 +151,7 @@ export function createMysqlReplication(o: ReplicationOptions): Replication {
     },
 
     async enableAsSlave(source, contents, ctx) {
+      // Trove's MySQL strategy restarts whatever `restart` says.
       await mariadbOnly();
       const port = source.master.port;
       if (!Number.isInteger(port) || port < 1 || port > 65535) throw new BadRequestError(`invalid source port ${String(port)}`);

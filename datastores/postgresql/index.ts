@@ -28,6 +28,9 @@ import type { ServiceRunner } from '../../src/service/runner.ts';
 import { createSystemdRunner } from '../../src/service/systemd.ts';
 import { historyOf, restoreChain, walSince, walTar } from './backup.ts';
 import { settingFromConf } from './conf-file.ts';
+import { createPgReplication, REPL_USER } from './replication.ts';
+import { parseReplicaSource } from '../../src/replication.ts';
+import { userInfo } from 'node:os';
 
 const BIN = '/usr/lib/postgresql/15/bin';
 /** Debian's configuration directory of cluster 15/main, the one pg_ctlcluster (postgresql@15-main) reads. */
@@ -105,10 +108,17 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
   let pendingRestart: string[] = [];
 
   const password = (): string | null => (existsSync(secretFile) ? readFileSync(secretFile, 'utf8').trim() : null);
+  /**
+   * A replica made from a snapshot cannot be given an os_admin password of its own (a standby is
+   * read-only and has its source's roles): there the agent logs in as os_admin by peer
+   * authentication on the socket, its own system user mapped to os_admin (pg_ident.conf).
+   */
+  const peerFile = join(stateDir, 'os_admin.peer');
+  const peer = (): boolean => existsSync(peerFile);
   async function withClient<T>(fn: (c: pg.Client) => Promise<T>, as: { user: string; password: string | null; database?: string } | null = null): Promise<T> {
     const user = as?.user ?? 'os_admin';
     const pw = as ? as.password : password();
-    if (!as && pw === null) throw new GuestError('The database has not been prepared: no admin credentials yet.');
+    if (!as && pw === null && !peer()) throw new GuestError('The database has not been prepared: no admin credentials yet.');
     // The agent's own statements carry passwords: they never go to the server log, whatever the general log says.
     const options = '-c log_statement=none -c log_min_duration_statement=-1';
     const c = new pg.Client({ host: socketDir, port: port(), user, password: pw ?? undefined, database: as?.database ?? 'postgres', connectionTimeoutMillis: 5000, options });
@@ -232,15 +242,24 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
       : [
           '# Written by guestagent: the admin stays local, Trove users come in with passwords.',
           'local all postgres scram-sha-256',
+          ...(peer() ? ['local all os_admin peer map=guestagent'] : []),
           'local all os_admin scram-sha-256',
           'local replication os_admin scram-sha-256',
           'host all os_admin all reject',
+          // Trove's replication source rule (its strategy adds it in enable_as_master); the role exists only on sources.
+          `host replication ${REPL_USER} 0.0.0.0/0 scram-sha-256`,
+          `host replication ${REPL_USER} ::/0 scram-sha-256`,
           'local all all scram-sha-256',
           'host all all 0.0.0.0/0 scram-sha-256',
           'host all all ::/0 scram-sha-256',
         ];
     writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600 });
     chownSync(file, owner.uid, owner.gid);
+    if (peer()) {
+      const ident = join(dataDir, 'pg_ident.conf');
+      writeFileSync(ident, `# Written by guestagent: the agent's system user logs in as os_admin.\nguestagent ${userInfo().username} os_admin\n`, { mode: 0o600 });
+      chownSync(ident, owner.uid, owner.gid);
+    }
     return file;
   }
 
@@ -251,7 +270,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
     const oneOffConf = runnerKind === 'systemd' ? "include_if_exists 'guestagent-oneoff.conf'\n" : '';
     writeFileSync(
       conf,
-      `${base.replace(/\s*$/, '\n')}\n# Written by guestagent: overrides, then the agent's own settings, are read last.\ninclude_if_exists 'guestagent-logs.conf'\ninclude_if_exists 'guestagent-overrides.conf'\ninclude 'guestagent-runtime.conf'\n${oneOffConf}`,
+      `${base.replace(/\s*$/, '\n')}\n# Written by guestagent: overrides, then the agent's own settings, are read last.\ninclude_if_exists 'guestagent-logs.conf'\ninclude_if_exists 'guestagent-overrides.conf'\ninclude 'guestagent-runtime.conf'\ninclude_if_exists 'guestagent-replication.conf'\ninclude_if_exists 'guestagent-readonly.conf'\n${oneOffConf}`,
       { mode: 0o600 },
     );
     chownSync(conf, owner.uid, owner.gid);
@@ -517,6 +536,13 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
         writeConfig(contents, null);
       },
     },
+    replication: createPgReplication({
+      dataDir, bin: BIN, owner, port, runner,
+      withClient: (fn) => withClient(fn),
+      reload: (ctx) => reload(ctx),
+      writeHba: () => void writeHba(),
+      strategy: typeof section['replication_strategy'] === 'string' ? section['replication_strategy'] : 'PostgresqlReplicationStreaming',
+    }),
     backup: {
       async plan({ backupId, parent }, ctx) {
         const pw = password();
@@ -573,6 +599,19 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
           rmSync(walArchive, { recursive: true, force: true });
           ensureDirs();
           await restoreChain(fetcher, req.backupInfo.location, req.backupInfo.checksum ?? null, { dataDir, archive: walArchive }, ctx);
+          if (req.snapshot) {
+            // A replica (Trove: prepare with the source's snapshot): a standby of the source, which
+            // attach_replica sets up and starts next. Its roles are the source's, read-only.
+            parseReplicaSource(req.snapshot);
+            writeFileSync(peerFile, '', { mode: 0o600 });
+            rmSync(secretFile, { force: true });
+            await exec('/usr/bin/chown', ['-R', `${owner.uid}:${owner.gid}`, dataDir, walArchive], { signal: ctx.signal });
+            chmodSync(dataDir, 0o700);
+            writeConfig(req.configContents, req.overrides);
+            writeHba();
+            ctx.log.info('snapshot restored: attaching as a replica');
+            return;
+          }
           // Archive recovery replays the backup's WAL and any incremental's, then opens a new timeline.
           writeFileSync(join(dataDir, 'recovery.signal'), '');
           await exec('/usr/bin/chown', ['-R', `${owner.uid}:${owner.gid}`, dataDir, walArchive], { signal: ctx.signal });

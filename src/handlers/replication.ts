@@ -79,7 +79,8 @@ export function replicationMethods(d: HandlerDeps): Record<string, MethodSpec> {
         const r = need(ctx);
         d.status.endFailureReport();
         try {
-          await attachReplica(r, a['replica_info'], optConfig(a['slave_config'], 'slave_config'), volumeTotalGb, op(ctx));
+          const restart = a['restart'] === undefined || a['restart'] === null ? false : bool(a['restart'], 'restart');
+          await attachReplica(r, a['replica_info'], optConfig(a['slave_config'], 'slave_config'), volumeTotalGb, op(ctx), restart);
         } catch (err) {
           // As Trove's agent: the instance shows FAILED until its next real status.
           d.status.hold('failed to spawn', 15_000);
@@ -92,8 +93,8 @@ export function replicationMethods(d: HandlerDeps): Record<string, MethodSpec> {
       params: [{ name: 'for_failover' }],
       handler: async (a, ctx) => {
         const forFailover = a['for_failover'] === undefined || a['for_failover'] === null ? false : bool(a['for_failover'], 'for_failover');
-        const { replicationUser } = await need(ctx).detachSlave(forFailover, op(ctx));
-        return { replication_user: replicationUser };
+        const detached = await need(ctx).detachSlave(forFailover, op(ctx));
+        return detached ? { replication_user: detached.replicationUser } : null;
       },
     },
 

@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { primaryIpv4, renderReplicationConfig, snapshotGtid } from '../../datastores/mysql/replication.ts';
-import { parseReplicaSource } from '../../src/replication.ts';
+import { renderReplicationConfig, snapshotGtid } from '../../datastores/mysql/replication.ts';
+import { parseReplicaSource, primaryIpv4 } from '../../src/replication.ts';
 
 describe('renderReplicationConfig', () => {
   const trove = '[mysqld]\nlog_bin = /var/lib/mysql/data/mariadb-bin.log\nbinlog_format = MIXED\nlog_slave_updates = ON\nread_only = true\n';
@@ -55,5 +55,14 @@ describe('parseReplicaSource', () => {
     expect(() => parseReplicaSource({ ...ctx, master: { host: 'h', port: 'x' } })).toThrow(/not a port/);
     expect(() => parseReplicaSource({ ...ctx, replica_conf: {} })).toThrow(/replication_user/);
     expect(() => parseReplicaSource(null)).toThrow(/must be a dict/);
+  });
+});
+
+describe('PostgreSQL primary_conninfo', () => {
+  it('quotes every value and refuses a host that is not a name or address', async () => {
+    const { conninfo } = await import('../../datastores/postgresql/replication.ts');
+    expect(conninfo('10.0.0.7', 5432, 'replicator', "p'w\\x")).toBe("host='10.0.0.7' port='5432' dbname=postgres user='replicator' password='p\\'w\\\\x' application_name='guestagent'");
+    expect(conninfo('db.example', 5432, 'replicator', null)).not.toContain('password');
+    expect(() => conninfo("h' sslmode='disable", 1, 'u', 'p')).toThrow(/not a host name/);
   });
 });
