@@ -12,8 +12,8 @@
  * answer, prepare reach `healthy`, and create_database (create_user for
  * Redis) land in the guest's server, on the mount point's data directory;
  * then restart, full and incremental backups, a restore and a rebuild, and
- * for MariaDB (both managers) Trove's replica create with the guest as the
- * replica of a source on the host, and detach_replica.
+ * for MariaDB (both managers) and PostgreSQL Trove's replica create with the
+ * guest as the replica of a source on the host, and detach_replica.
  * The guest shares the host's network: its server listens on 127.0.0.1 at a
  * port of its own (20000-29999, free at the start), never on the host's
  * 3306 / 5432 / 6379. Not part of `npm test` (it needs minutes and Debian's
@@ -21,7 +21,7 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,9 @@ import { startRabbitNode } from '../integration/setup/rabbit.ts';
 import { startSwift } from '../integration/setup/swift.ts';
 import { createSwiftClient } from '../../src/backup/swift-client.ts';
 import { pino } from 'pino';
+import pg from 'pg';
+import type { Datastore, PrepareRequest } from '../../src/datastore.ts';
+import { createPostgresDatastore } from '../../datastores/postgresql/index.ts';
 import { createMysql } from '../../datastores/mysql/index.ts';
 import { connectSql } from '../../datastores/mysql/sql.ts';
 import { measureBackup } from '../../bench/backup-common.ts';
@@ -60,9 +63,98 @@ interface Variant {
    */
   incremental: boolean;
   /** Trove's replication for this datastore is built: the guest becomes a replica of a source on the host. */
-  replication?: { strategy: string; templates: string };
+  replication?: ReplicationVariant;
   /** After prepare(backup_info) reached healthy: what the guest shows of the restored data (`expect`: databases it must hold); returns a line to print. */
   restored(guest: (cmd: string[], mayFail?: boolean) => string, root: string, expect: string[]): Promise<string>;
+}
+
+/** A source the host runs (the agent's own datastore code, its server self-run on 127.0.0.1) and how the guest is checked as its replica. */
+interface HostSource {
+  ds: Datastore;
+  sql(q: string): Promise<void>;
+  /** os_admin's password: the replica has the source's roles. */
+  adminPassword: string;
+  close(): Promise<void>;
+}
+interface ReplicationVariant {
+  strategy: string;
+  templates: string;
+  source(dir: string, port: number): Promise<HostSource>;
+  /** One query in the guest's server through its own client, rows as lines. */
+  guestSql(guest: (cmd: string[], mayFail?: boolean) => string, sql: string, adminPassword: string, mayFail?: boolean): string;
+  /** The guest replicates (a line to print) or throws. */
+  isReplica(guestSql: (sql: string) => string, guest: (cmd: string[], mayFail?: boolean) => string): string;
+  /** After detach_replica: the guest is on its own and writable, or throws. */
+  isDetached(guestSql: (sql: string) => string, guest: (cmd: string[], mayFail?: boolean) => string): void;
+}
+
+const silentCtx = () => ({ log: pino({ level: 'silent' }), signal: new AbortController().signal });
+const prepareReq = (config: string, version: string): PrepareRequest => ({
+  memoryMb: 0, packages: [], databases: [{ name: 'replicated' }], users: [], devicePath: null, mountPoint: null, backupInfo: null,
+  configContents: config, rootPassword: null, overrides: null, clusterConfig: null, snapshot: null, modules: null, dsVersion: version,
+});
+
+function mariadbReplication(manager: 'mariadb' | 'mysql'): ReplicationVariant {
+  return {
+    strategy: manager === 'mariadb' ? 'MariaDBGTIDReplication' : 'MysqlGTIDReplication',
+    templates: '/usr/lib/python3/dist-packages/trove/templates/mariadb',
+    async source(dir, sourcePort) {
+      const ds = createMysql({ log: pino({ level: 'silent' }), section: {}, runner: 'process', stateDir: dir, port: sourcePort, events: {} }, manager);
+      await ds.lifecycle.prepare(prepareReq('[mysqld]\nserver_id = 99\ninnodb_buffer_pool_size = 64M\n', '10.11'), silentCtx());
+      const adminPassword = /password = (.*)/.exec(readFileSync(join(dir, 'os_admin.cnf'), 'utf8'))![1]!;
+      const sql = connectSql({ socketPath: join(dir, 'run', 'mysqld.sock'), user: 'os_admin', password: adminPassword });
+      return { ds, adminPassword, sql: async (q) => void (await sql.query(q)), close: () => sql.end() };
+    },
+    guestSql: (guest, q, _pw, mayFail) => guest(['/usr/bin/mariadb', '-N', '-e', q], mayFail).trim(),
+    isReplica(sql, guest) {
+      const st = guest(['/usr/bin/mariadb', '-e', 'SHOW SLAVE STATUS\\G']);
+      if (!/Slave_IO_Running: Yes/.test(st) || !/Slave_SQL_Running: Yes/.test(st) || !/Using_Gtid: Slave_Pos/.test(st)) throw new Error(`the guest does not replicate:\n${st}`);
+      const ro = sql('SELECT @@read_only, @@log_bin_basename');
+      if (ro !== '1\t/var/lib/mysql/data/mariadb-bin') throw new Error(`the replica's read_only and binary log are ${JSON.stringify(ro)}`);
+      return `by GTID, read-only, binary log ${ro.split('\t')[1]}`;
+    },
+    isDetached(sql, guest) {
+      const ro = sql('SELECT @@read_only');
+      const left = guest(['/usr/bin/mariadb', '-e', 'SHOW SLAVE STATUS']).trim();
+      if (ro !== '0' || left !== '') throw new Error(`after detach_replica the guest is read_only=${ro} and still has a source: ${left}`);
+    },
+  };
+}
+
+function postgresqlReplication(port: number): ReplicationVariant {
+  return {
+    strategy: 'PostgresqlReplicationStreaming',
+    templates: '/usr/lib/python3/dist-packages/trove/templates/postgresql',
+    async source(dir, sourcePort) {
+      // The self-run postgres must get through the state dir.
+      chmodSync(dir, 0o711);
+      const ds = createPostgresDatastore({ log: pino({ level: 'silent' }), section: {}, runner: 'process', stateDir: dir, port: sourcePort, events: {} });
+      await ds.lifecycle.prepare(prepareReq("max_connections = 100\nshared_buffers = '32MB'\nwal_log_hints = on\n", '15'), silentCtx());
+      const adminPassword = readFileSync(join(dir, 'os_admin.pass'), 'utf8').trim();
+      const sql = async (q: string) => {
+        const c = new pg.Client({ host: join(dir, 'run'), port: sourcePort, user: 'os_admin', password: adminPassword, database: 'replicated' });
+        await c.connect();
+        try {
+          await c.query(q);
+        } finally {
+          await c.end();
+        }
+      };
+      return { ds, adminPassword, sql, close: async () => {} };
+    },
+    // As root: on a replica the agent's system user (root) logs in as os_admin by peer authentication.
+    guestSql: (guest, q, pw, mayFail) =>
+      guest(['/usr/bin/env', `PGPASSWORD=${pw}`, '/usr/bin/psql', '-h', '/var/run/postgresql', '-p', String(port), '-U', 'os_admin', '-d', 'replicated', '-Atc', q], mayFail).trim(),
+    isReplica(sql) {
+      const r = sql("SELECT pg_is_in_recovery(), status FROM pg_stat_wal_receiver");
+      if (r !== 't|streaming') throw new Error(`the guest is not a streaming standby: ${JSON.stringify(r)}`);
+      return 'as a hot standby streaming from the source';
+    },
+    isDetached(sql) {
+      const r = sql('SELECT pg_is_in_recovery()');
+      if (r !== 'f') throw new Error(`after detach_replica the guest is still in recovery: ${r}`);
+    },
+  };
 }
 
 /**
@@ -112,7 +204,7 @@ function mariadbVariant(manager: 'mariadb' | 'mysql', port: number): Variant {
     },
     wipe: 'rm -rf /var/lib/mysql/data',
     incremental: true,
-    replication: { strategy: manager === 'mariadb' ? 'MariaDBGTIDReplication' : 'MysqlGTIDReplication', templates: '/usr/lib/python3/dist-packages/trove/templates/mariadb' },
+    replication: mariadbReplication(manager),
     async restored(guest, _root, expect) {
       const dbs = guest(['/usr/bin/mariadb', '-N', '-e', 'SHOW DATABASES']).split('\n');
       if (!expect.every((d) => dbs.includes(d))) throw new Error(`the restored server lacks the backed-up databases: ${dbs.join(', ')}`);
@@ -173,6 +265,7 @@ const VARIANTS: Record<string, (port: number) => Variant> = {
     },
     wipe: 'rm -rf /var/lib/postgresql/data /var/lib/postgresql/wal_archive',
     incremental: true,
+    replication: postgresqlReplication(port),
     async restored(guest, root, expect) {
       const pw = readFileSync(join(root, 'var/lib/guestagent/postgresql/os_admin.pass'), 'utf8').trim();
       const dbs = guest(['/usr/sbin/runuser', '-u', 'postgres', '--', '/usr/bin/env', `PGPASSWORD=${pw}`, '/usr/bin/psql', '-h', '/var/run/postgresql', '-p', String(port), '-U', 'os_admin', '-d', 'postgres', '-Atc', 'SELECT datname FROM pg_database ORDER BY 1']).split('\n');
@@ -281,12 +374,11 @@ const status = (x: { kwargs: Record<string, unknown> }) => (x.kwargs['payload'] 
 
 /**
  * Trove's replica create with the guest as the replica, under systemd: a source on the host (the
- * agent's MariaDB datastore running its own mariadbd on 127.0.0.1, server_id 99) is enabled as
- * replication source with Trove's replica_source template and its snapshot backup goes to the
- * host's Swift; the guest, wiped as a new instance, is prepared with that backup and Trove's
- * snapshot dict (replica template as its config). It must replicate by GTID from where the backup
- * ended (a row written after the snapshot arrives), read-only, its binary log on the volume; a
- * detach_replica leaves it writable and on its own.
+ * agent's own datastore code running its server on 127.0.0.1) is enabled as replication source
+ * with Trove's replica_source template and its snapshot backup goes to the host's Swift; the
+ * guest, wiped as a new instance, is prepared with that backup and Trove's snapshot dict (the
+ * replica template as its config). It must replicate from where the backup ended (a row written
+ * after the snapshot, and one after the replica started, arrive); detach_replica leaves it on its own.
  */
 async function replicaOfHostSource(
   v: Variant,
@@ -297,24 +389,22 @@ async function replicaOfHostSource(
   context: Record<string, unknown>,
 ): Promise<string> {
   const repl = v.replication!;
-  const log = pino({ level: 'silent' });
-  const ctx = { log, signal: new AbortController().signal };
+  const ctx = silentCtx();
   const dir = mkdtempSync('/var/tmp/ga-boot-source-');
   const port = await freePort();
-  const ds = createMysql({ log, section: {}, runner: 'process', stateDir: dir, port, events: {} }, v.manager as 'mysql' | 'mariadb');
+  let src: HostSource | null = null;
   try {
-    await ds.lifecycle.prepare({
-      memoryMb: 0, packages: [], databases: [{ name: 'replicated' }], users: [], devicePath: null, mountPoint: null, backupInfo: null,
-      configContents: '[mysqld]\nserver_id = 99\ninnodb_buffer_pool_size = 64M\n', rootPassword: null, overrides: null, clusterConfig: null, snapshot: null, modules: null, dsVersion: v.version,
-    }, ctx);
-    const sql = connectSql({ socketPath: join(dir, 'run', 'mysqld.sock'), user: 'os_admin', password: /password = (.*)/.exec(readFileSync(join(dir, 'os_admin.cnf'), 'utf8'))![1]! });
-    await sql.query('CREATE TABLE replicated.t (id INT PRIMARY KEY)');
-    await sql.query('INSERT INTO replicated.t VALUES (1)');
+    src = await repl.source(dir, port);
+    const { ds } = src;
+    // PostgreSQL's session is in database replicated already; MariaDB's names it.
+    const table = v.manager === 'postgresql' ? 't' : 'replicated.t';
+    await src.sql(`CREATE TABLE ${table} (id INT PRIMARY KEY)`);
+    await src.sql(`INSERT INTO ${table} VALUES (1)`);
     await ds.replication!.enableAsMaster(readFileSync(join(repl.templates, 'replica_source.config.template'), 'utf8'), ctx);
     const snap = await measureBackup({ datastore: ds, name: v.manager, version: v.version, storageUrl: swift.storageUrl, token: swift.token, segmentMaxSize: 2 ** 31, codec: 'gzip' });
     const user = await ds.replication!.createReplicationUser(ctx);
     const master = await ds.replication!.masterRef(ctx);
-    await sql.query('INSERT INTO replicated.t VALUES (2)'); // after the snapshot: only replication brings it
+    await src.sql(`INSERT INTO ${table} VALUES (2)`); // after the snapshot: only replication brings it
     guest(['/usr/bin/systemctl', 'stop', 'guestagent.service', v.unit]);
     guest(['/bin/sh', '-c', `${v.wipe} && find /var/lib/guestagent -mindepth 1 -delete`]);
     guest(['/usr/bin/systemctl', 'start', '--no-block', 'guestagent.service']);
@@ -333,24 +423,20 @@ async function replicaOfHostSource(
     await conductor.waitFor((x) => x.method === 'heartbeat' && status(x) === 'building', 2 * 60_000, from);
     const end = await conductor.waitFor((x) => x.method === 'heartbeat' && ['healthy', 'failed to spawn'].includes(status(x)), 10 * 60_000, from);
     if (status(end) !== 'healthy') throw new Error(`the replica's prepare ended ${status(end)}`);
-    await sql.query('INSERT INTO replicated.t VALUES (3)');
+    await src.sql(`INSERT INTO ${table} VALUES (3)`);
+    const sql = (q: string) => repl.guestSql(guest, q, src!.adminPassword);
     const rows = await until('rows 1-3 replicated into the guest', 60_000, async () => {
-      const out = guest(['/usr/bin/mariadb', '-N', '-e', 'SELECT GROUP_CONCAT(id ORDER BY id) FROM replicated.t'], true).trim();
+      const out = repl.guestSql(guest, `SELECT id FROM ${table} ORDER BY id`, src!.adminPassword, true).split('\n').join(',');
       return out === '1,2,3' ? out : null;
     });
-    const st = guest(['/usr/bin/mariadb', '-e', 'SHOW SLAVE STATUS\\G']);
-    if (!/Slave_IO_Running: Yes/.test(st) || !/Slave_SQL_Running: Yes/.test(st) || !/Using_Gtid: Slave_Pos/.test(st)) throw new Error(`the guest does not replicate:\n${st}`);
-    const ro = guest(['/usr/bin/mariadb', '-N', '-e', 'SELECT @@read_only, @@log_bin_basename']).trim();
-    if (ro !== '1\t/var/lib/mysql/data/mariadb-bin') throw new Error(`the replica's read_only and binary log are ${JSON.stringify(ro)}`);
-    const detached = ok(await c.api('detach_replica', { for_failover: false })) as { replication_user: string };
-    if (detached.replication_user !== user.name) throw new Error(`detach_replica answered ${JSON.stringify(detached)}`);
-    const after = guest(['/usr/bin/mariadb', '-N', '-e', 'SELECT @@read_only']).trim();
-    const left = guest(['/usr/bin/mariadb', '-e', 'SHOW SLAVE STATUS']).trim();
-    if (after !== '0' || left !== '') throw new Error(`after detach_replica the guest is read_only=${after} and still has a source: ${left}`);
-    await sql.end();
-    return `replica of a source on the host (127.0.0.1:${port}, server_id 99): rows ${rows} replicated by GTID, read-only, binary log ${ro.split('\t')[1]}; detach_replica: writable, no source`;
+    const how = repl.isReplica(sql, guest);
+    const detached = ok(await c.api('detach_replica', { for_failover: false })) as { replication_user: string } | null;
+    if (v.manager !== 'postgresql' && detached?.replication_user !== user.name) throw new Error(`detach_replica answered ${JSON.stringify(detached)}`);
+    repl.isDetached(sql, guest);
+    return `replica of a source on the host (127.0.0.1:${port}): rows ${rows} replicated ${how}; detach_replica: on its own, writable`;
   } finally {
-    await ds.lifecycle.close().catch(() => {});
+    await src?.close().catch(() => {});
+    await src?.ds.lifecycle.close().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
 }
