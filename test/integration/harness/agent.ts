@@ -3,9 +3,9 @@
  * guest_info.conf and trove-guestagent.conf written to a conf.d directory and
  * read through the real config loader and composition root (src/main.ts).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import type { Agent } from '../../../src/agent.ts';
@@ -92,4 +92,12 @@ export async function startTestAgent(o: TestAgentOptions): Promise<TestAgent> {
   const log = o.log ?? (process.env['GA_TEST_LOG'] ? pino({ level: process.env['GA_TEST_LOG'] }) : pino({ level: 'warn' }, sink));
   const agent = await runDaemon(settings, log, { factory: o.factory });
   return { agent, stateDir, confDir, root, logTail: () => tail.join('\n') };
+}
+
+/** A self-run PostgreSQL runs as postgres: the agent's state dirs (the harness makes them 0700) must let it through. */
+export function openedForPostgres(ta: TestAgent): TestAgent {
+  chmodSync(dirname(ta.stateDir), 0o711);
+  mkdirSync(ta.stateDir, { recursive: true, mode: 0o711 });
+  chmodSync(ta.stateDir, 0o711);
+  return ta;
 }

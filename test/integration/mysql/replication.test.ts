@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createMariadbDatastore } from '../../../datastores/mariadb/index.ts';
 import { connectSql } from '../../../datastores/mysql/sql.ts';
 import { startTestAgent, type TestAgent } from '../harness/agent.ts';
+import { eventually } from '../harness/eventually.ts';
 import { freePort } from '../harness/ports.ts';
 import { PythonCaller, PythonConductor, type ConductorCast, type PeerResult } from '../harness/python-peer.ts';
 
@@ -57,14 +58,6 @@ const ok = (r: PeerResult) => {
   if (!r.ok) throw new Error(`${r.error.remote_class}: ${r.error.remote_message}`);
   return r.result;
 };
-/** Until `f` holds or `ms` pass (replication is asynchronous). */
-async function eventually(f: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 beforeAll(async () => {
   [callA, callB, callC, conductor] = await Promise.all([

@@ -3,13 +3,13 @@
 // access enforced by a real client over TCP, root, paging, and a backup to
 // Swift restored into a new agent-started server.
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createPostgresDatastore } from '../../../datastores/postgresql/index.ts';
-import { startTestAgent, type TestAgent } from '../harness/agent.ts';
+import { openedForPostgres, startTestAgent, type TestAgent } from '../harness/agent.ts';
 import { freePort } from '../harness/ports.ts';
 import { PythonCaller, PythonConductor, type ConductorCast, type PeerResult } from '../harness/python-peer.ts';
 
@@ -33,13 +33,6 @@ const ok = (r: PeerResult) => {
   return (r as { result: unknown }).result;
 };
 const names = (r: PeerResult) => ((ok(r) as [Array<{ _name: string }>, string | null])[0]).map((x) => x._name);
-/** The state dirs must let the postgres user through (the harness makes them 0700). */
-const opened = (ta: TestAgent) => {
-  chmodSync(dirname(ta.stateDir), 0o711);
-  mkdirSync(ta.stateDir, { recursive: true, mode: 0o711 });
-  chmodSync(ta.stateDir, 0o711);
-  return ta;
-};
 const SUM = "SELECT count(*)::int AS n, md5(string_agg(v, '' ORDER BY id)) AS h FROM items";
 const tcp = (port: number, user: string, password: string, database = 'postgres') => new pg.Client({ host: '127.0.0.1', port, user, password, database });
 /** A local login with a wrong password: refused once Trove's rules replaced the restore's local trust. */
@@ -58,7 +51,7 @@ beforeAll(async () => {
     PythonConductor.start({ url: rabbit.url, keys: { [source]: KEY, [target]: KEY }, queue: conductorQueue }),
   ]);
   portA = await freePort();
-  a = opened(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1 }));
+  a = openedForPostgres(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1 }));
   ok(await callA.api('prepare', {
     memory_mb: 512, packages: '', ds_version: '15', config_contents: "max_connections = 50\nshared_buffers = '32MB'\n",
     databases: [{ _name: 'app' }], users: [{ _name: 'alice', _password: "p'ss wörd", _databases: [{ _name: 'app' }] }],
@@ -244,7 +237,7 @@ describe('postgresql', () => {
     expect(head.headers.get('x-object-meta-parent-location')).toBe(done.kwargs['location']);
     expect(head.headers.get('x-object-meta-stop-wal-file')).toMatch(/^[0-9A-F]{24}$/);
     portB = await freePort();
-    b = opened(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: target, key: KEY, datastorePort: portB, factory: createPostgresDatastore, manager: 'postgresql' }));
+    b = openedForPostgres(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: target, key: KEY, datastorePort: portB, factory: createPostgresDatastore, manager: 'postgresql' }));
     ok(await callB.api('prepare', {
       memory_mb: 512, packages: '', databases: [], users: [], ds_version: '15', config_contents: 'max_connections = 40\n',
       backup_info: { id: 'restore', location: inc.kwargs['location'], checksum: inc.kwargs['checksum'] },
@@ -265,7 +258,7 @@ describe('postgresql', () => {
   it('an agent restarted on the same guest brings the server back with its data and does not prepare again', async () => {
     await a.agent.stop();
     const from = conductor.received.length;
-    a = opened(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1, root: a.root }));
+    a = openedForPostgres(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1, root: a.root }));
     await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 60_000, from);
     const c = admin(a, portA, 'app');
     await c.connect();
@@ -283,7 +276,7 @@ describe('postgresql', () => {
     const fresh = mkdtempSync(join(tmpdir(), 'ga-pg-rebuilt-'));
     mkdirSync(join(fresh, 'state', 'postgresql'), { recursive: true });
     for (const d of ['data', 'wal_archive']) renameSync(`${a.stateDir}/postgresql/${d}`, join(fresh, 'state', 'postgresql', d));
-    a = opened(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1, root: fresh }));
+    a = openedForPostgres(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1, root: fresh }));
     const from = conductor.received.length;
     ok(await callA.api('rebuild', { ds_version: '15', config_contents: 'max_connections = 45\n', config_overrides: { work_mem: '8MB' } }));
     const end = await conductor.waitFor((c) => c.kwargs['instance_id'] === source && ['healthy', 'failed to spawn'].includes(status(c) ?? ''), 120_000, from);

@@ -6,12 +6,12 @@
 // attached to it without a restart and demoted (pg_rewind onto the new
 // source), rows flowing the other way.
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createPostgresDatastore } from '../../../datastores/postgresql/index.ts';
-import { startTestAgent, type TestAgent } from '../harness/agent.ts';
+import { openedForPostgres, startTestAgent, type TestAgent } from '../harness/agent.ts';
+import { eventually } from '../harness/eventually.ts';
 import { freePort } from '../harness/ports.ts';
 import { PythonCaller, PythonConductor, type ConductorCast, type PeerResult } from '../harness/python-peer.ts';
 
@@ -41,12 +41,6 @@ const ok = (r: PeerResult) => {
   if (!r.ok) throw new Error(`${r.error.remote_class}: ${r.error.remote_message}`);
   return r.result;
 };
-const opened = (ta: TestAgent) => {
-  chmodSync(dirname(ta.stateDir), 0o711);
-  mkdirSync(ta.stateDir, { recursive: true, mode: 0o711 });
-  chmodSync(ta.stateDir, 0o711);
-  return ta;
-};
 /** The test's own login: the source's os_admin password (a replica has the same roles). */
 let adminPw = '';
 async function q<T = Record<string, unknown>>(ta: TestAgent, port: number, sql: string): Promise<T[]> {
@@ -59,13 +53,6 @@ async function q<T = Record<string, unknown>>(ta: TestAgent, port: number, sql: 
   }
 }
 const ids = async (ta: TestAgent, port: number) => (await q<{ id: number }>(ta, port, 'SELECT id FROM items ORDER BY id')).map((r) => r.id);
-async function eventually(f: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f().catch(() => false))) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 beforeAll(async () => {
   [callA, callB, conductor] = await Promise.all([
@@ -74,7 +61,7 @@ beforeAll(async () => {
     PythonConductor.start({ url: rabbit.url, keys: { [source]: KEY, [replica]: KEY }, queue: conductorQueue }),
   ]);
   portA = await freePort();
-  a = opened(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1 }));
+  a = openedForPostgres(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1 }));
   ok(await callA.api('prepare', { memory_mb: 512, packages: '', ds_version: '15', config_contents: CONFIG, databases: [{ _name: 'app' }], users: [] }));
   await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 120_000);
   adminPw = readFileSync(`${a.stateDir}/postgresql/os_admin.pass`, 'utf8').trim();
@@ -113,7 +100,7 @@ describe('PostgreSQL streaming replication through Trove', () => {
   it('a replica prepared from the snapshot streams from the source as a hot standby', async () => {
     await q(a, portA, 'INSERT INTO items VALUES (3)'); // after the snapshot: only streaming brings it
     portB = await freePort();
-    b = opened(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: replica, key: KEY, datastorePort: portB, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1 }));
+    b = openedForPostgres(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: replica, key: KEY, datastorePort: portB, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1 }));
     const { backup, ...snap } = snapshot;
     ok(await callB.api('prepare', {
       memory_mb: 512, packages: '', ds_version: '15', config_contents: CONFIG, databases: [], users: [],
