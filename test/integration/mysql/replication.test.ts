@@ -237,4 +237,21 @@ describe('MariaDB GTID replication through Trove', () => {
     const [st] = await q<Record<string, unknown>>(a, 'SHOW SLAVE STATUS');
     expect(st).toMatchObject({ Slave_IO_Running: 'Yes' });
   }, 60_000);
+
+  it('ejects a dead source as Trove\'s eject_replica_source does: the replica with the newest transaction takes over', async () => {
+    // B is the source now and A its replica (the promote above). B's guest dies with its server.
+    await q(b, "INSERT INTO shop.items VALUES (7, 'date')");
+    await eventually(async () => (await ids(a)).length === 7);
+    await b.agent.stop();
+    const [masterId, last] = ok(await callA.api('get_last_txn')) as [number, number];
+    expect(masterId).toBe(2);
+    expect(last).toBeGreaterThan(0);
+    ok(await callA.api('detach_replica', { for_failover: true }));
+    ok(await callA.api('enable_as_master', { replica_source_config: SOURCE_CONFIG }));
+    ok(await callA.api('make_read_only', { read_only: false }));
+    await q(a, "INSERT INTO shop.items VALUES (8, 'yuzu')");
+    expect(await ids(a)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(await q(a, 'SHOW SLAVE STATUS')).toEqual([]);
+    expect((await q<{ log_bin: number }>(a, 'SELECT @@log_bin AS log_bin'))[0]!.log_bin).toBe(1);
+  }, 120_000);
 });
