@@ -590,6 +590,8 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
     lifecycle: {
       async prepare(req: PrepareRequest, ctx: OpContext, fetcher?: BackupFetcher) {
         if (req.backupInfo && !fetcher) throw new OperationNotSupportedError('restore from backup during prepare', 'postgresql');
+        // A standby must start from its source's own data: a fresh initdb could never follow it.
+        if (req.snapshot && !req.backupInfo?.location) throw new BadRequestError("a PostgreSQL replica is made from its source's snapshot backup: prepare got a snapshot without backup_info");
         await runner.stop(ctx);
         ensureDirs();
         let as: { user: string; password: string | null };

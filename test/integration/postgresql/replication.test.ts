@@ -21,6 +21,7 @@ const conductorQueue = `trove-conductor-${randomUUID()}`;
 const KEY = 'pg-repl-key-' + randomUUID();
 const source = randomUUID();
 const replica = randomUUID();
+const orphan = randomUUID();
 const context = {
   auth_token: swift.token,
   service_catalog: [{ type: 'object-store', name: 'swift', endpoints: [{ region: 'RegionOne', publicURL: swift.storageUrl }] }],
@@ -58,7 +59,7 @@ beforeAll(async () => {
   [callA, callB, conductor] = await Promise.all([
     PythonCaller.start({ url: rabbit.url, guestId: source, key: KEY }),
     PythonCaller.start({ url: rabbit.url, guestId: replica, key: KEY }),
-    PythonConductor.start({ url: rabbit.url, keys: { [source]: KEY, [replica]: KEY }, queue: conductorQueue }),
+    PythonConductor.start({ url: rabbit.url, keys: { [source]: KEY, [replica]: KEY, [orphan]: KEY }, queue: conductorQueue }),
   ]);
   portA = await freePort();
   a = openedForPostgres(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1 }));
@@ -146,4 +147,20 @@ describe('PostgreSQL streaming replication through Trove', () => {
     expect(await ids(a, portA)).toEqual([1, 2, 3, 4, 5]);
     expect(await q(a, portA, 'SELECT pg_is_in_recovery() AS r')).toEqual([{ r: true }]);
   }, 180_000);
+
+  it('a replica without the snapshot backup is refused with the reason (a fresh initdb could never follow its source)', async () => {
+    const guest = orphan;
+    const caller = await PythonCaller.start({ url: rabbit.url, guestId: guest, key: KEY });
+    const c = openedForPostgres(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: guest, key: KEY, datastorePort: await freePort(), factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1 }));
+    try {
+      const from = conductor.received.length;
+      ok(await caller.api('prepare', { memory_mb: 512, packages: '', ds_version: '15', config_contents: CONFIG, databases: [], users: [], snapshot: { ...snapshot, backup: undefined } }));
+      const end = await conductor.waitFor((x) => x.kwargs['instance_id'] === guest && status(x) === 'failed to spawn', 60_000, from);
+      expect(status(end)).toBe('failed to spawn');
+      expect(c.logTail()).toContain('prepare got a snapshot without backup_info');
+    } finally {
+      await c.agent.stop();
+      await caller.close();
+    }
+  }, 120_000);
 });
