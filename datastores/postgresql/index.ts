@@ -671,6 +671,15 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
         await exec('/usr/bin/chown', ['-R', `${owner.uid}:${owner.gid}`, dataDir, walArchive], { signal: ctx.signal });
         chmodSync(dataDir, 0o700);
         writeConfig(req.configContents, req.overrides ?? {});
+        if (existsSync(join(dataDir, 'standby.signal'))) {
+          // A replica's volume: a standby cannot be given a new os_admin password; the agent logs in by peer, as on any replica.
+          writeFileSync(peerFile, '', { mode: 0o600 });
+          writeHba();
+          await runner.start(ctx);
+          pendingRestart = [];
+          ctx.log.info({ data_dir: dataDir }, 'replica back on the rebuilt guest, following its source');
+          return;
+        }
         // os_admin's password left with the old root disk: set a new one through a local-trust start.
         setOneOff([['hba_file', writeHba(true)]]);
         try {

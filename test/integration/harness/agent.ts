@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
+import { createLogger } from '../../../src/log.ts';
 import type { Agent } from '../../../src/agent.ts';
 import type { DatastoreFactory } from '../../../src/datastore.ts';
 import { resolveSettings, runDaemon } from '../../../src/main.ts';
@@ -32,6 +33,8 @@ export interface TestAgentOptions {
   log?: Logger;
   /** An earlier agent's root (TestAgent.root): the same guest, restarted on its state. */
   root?: string;
+  /** The agent's log level (default warn). Its lines go through the agent's own logger (redaction included) into logText(). */
+  logLevel?: string;
 }
 
 export interface TestAgent {
@@ -41,6 +44,8 @@ export interface TestAgent {
   root: string;
   /** The agent's last warnings and errors (JSON lines), for assertion messages: why a prepare failed. */
   logTail(): string;
+  /** Everything the agent logged at `logLevel`, as an operator's journal would hold it. */
+  logText(): string;
 }
 
 /**
@@ -81,17 +86,18 @@ export async function startTestAgent(o: TestAgentOptions): Promise<TestAgent> {
     },
     {},
   );
-  const tail: string[] = [];
+  const all: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      tail.push(chunk.toString().trimEnd());
-      if (tail.length > 50) tail.shift();
+      all.push(chunk.toString().trimEnd());
       cb();
     },
   });
-  const log = o.log ?? (process.env['GA_TEST_LOG'] ? pino({ level: process.env['GA_TEST_LOG'] }) : pino({ level: 'warn' }, sink));
+  const log = o.log ?? (process.env['GA_TEST_LOG'] ? pino({ level: process.env['GA_TEST_LOG'] }) : createLogger({ level: o.logLevel ?? 'warn', destination: sink }));
   const agent = await runDaemon(settings, log, { factory: o.factory });
-  return { agent, stateDir, confDir, root, logTail: () => tail.join('\n') };
+  const levels = new Set(['warn', 'error', 'fatal', '40', '50', '60']);
+  const tail = () => all.filter((l) => levels.has(/"level":"?(\w+)"?/.exec(l)?.[1] ?? '')).slice(-50).join('\n');
+  return { agent, stateDir, confDir, root, logTail: tail, logText: () => all.join('\n') };
 }
 
 /** A self-run PostgreSQL runs as postgres: the agent's state dirs (the harness makes them 0700) must let it through. */

@@ -6,7 +6,9 @@
 // attached to it without a restart and demoted (pg_rewind onto the new
 // source), rows flowing the other way.
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createPostgresDatastore } from '../../../datastores/postgresql/index.ts';
@@ -62,7 +64,7 @@ beforeAll(async () => {
     PythonConductor.start({ url: rabbit.url, keys: { [source]: KEY, [replica]: KEY, [orphan]: KEY }, queue: conductorQueue }),
   ]);
   portA = await freePort();
-  a = openedForPostgres(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1 }));
+  a = openedForPostgres(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, logLevel: 'debug', datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1 }));
   ok(await callA.api('prepare', { memory_mb: 512, packages: '', ds_version: '15', config_contents: CONFIG, databases: [{ _name: 'app' }], users: [] }));
   await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 120_000);
   adminPw = readFileSync(`${a.stateDir}/postgresql/os_admin.pass`, 'utf8').trim();
@@ -101,7 +103,7 @@ describe('PostgreSQL streaming replication through Trove', () => {
   it('a replica prepared from the snapshot streams from the source as a hot standby', async () => {
     await q(a, portA, 'INSERT INTO items VALUES (3)'); // after the snapshot: only streaming brings it
     portB = await freePort();
-    b = openedForPostgres(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: replica, key: KEY, datastorePort: portB, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1 }));
+    b = openedForPostgres(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: replica, key: KEY, logLevel: 'debug', datastorePort: portB, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1 }));
     const { backup, ...snap } = snapshot;
     ok(await callB.api('prepare', {
       memory_mb: 512, packages: '', ds_version: '15', config_contents: CONFIG, databases: [], users: [],
@@ -115,7 +117,10 @@ describe('PostgreSQL streaming replication through Trove', () => {
     expect((await q<{ s: string }>(a, portA, "SELECT state AS s FROM pg_stat_replication WHERE usename = 'replicator'"))[0]?.s).toBe('streaming');
     // The agent on the replica works through its own local login: Trove's calls answer.
     expect((ok(await callB.api('list_databases')) as [Array<{ _name: string }>])[0].map((d) => d._name)).toContain('app');
-    expect(b.logTail()).not.toContain(snapshot['replica_conf']['replication_user']['password']);
+    // Neither agent logs the replication password, at any level.
+    const secret = snapshot['replica_conf']['replication_user']['password'];
+    expect(b.logText()).toMatch(/standby of the source/);
+    for (const ta of [a, b]) expect(ta.logText()).not.toContain(secret);
   }, 240_000);
 
   it('get_latest_txn_id on the source, wait_for_txn on the replica', async () => {
@@ -146,6 +151,23 @@ describe('PostgreSQL streaming replication through Trove', () => {
     await eventually(async () => (await ids(a, portA)).length === 5);
     expect(await ids(a, portA)).toEqual([1, 2, 3, 4, 5]);
     expect(await q(a, portA, 'SELECT pg_is_in_recovery() AS r')).toEqual([{ r: true }]);
+  }, 180_000);
+
+  it('rebuild of a replica (a new root disk over its volume): back as a standby of its source, the agent answering', async () => {
+    // A follows B since the promote above. A new image: no agent state, the data volume moved over.
+    await a.agent.stop();
+    const fresh = mkdtempSync(join(tmpdir(), 'ga-pg-rebuilt-replica-'));
+    mkdirSync(join(fresh, 'state', 'postgresql'), { recursive: true });
+    for (const d of ['data', 'wal_archive']) renameSync(`${a.stateDir}/postgresql/${d}`, join(fresh, 'state', 'postgresql', d));
+    a = openedForPostgres(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, logLevel: 'debug', datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1, root: fresh }));
+    const from = conductor.received.length;
+    ok(await callA.api('rebuild', { ds_version: '15', config_contents: CONFIG, config_overrides: {} }));
+    const end = await conductor.waitFor((c) => c.kwargs['instance_id'] === source && ['healthy', 'failed to spawn'].includes(status(c) ?? ''), 120_000, from);
+    expect(status(end), a.logTail()).toBe('healthy');
+    expect(await q(a, portA, 'SELECT pg_is_in_recovery() AS r')).toEqual([{ r: true }]);
+    await q(b, portB, 'INSERT INTO items VALUES (6)');
+    await eventually(async () => (await ids(a, portA)).length === 6);
+    expect((ok(await callA.api('list_databases')) as [Array<{ _name: string }>])[0].map((d) => d._name)).toContain('app');
   }, 180_000);
 
   it('a replica without the snapshot backup is refused with the reason (a fresh initdb could never follow its source)', async () => {
