@@ -5,9 +5,11 @@
  * AES-CBC under the 32 ASCII bytes of md5(instance_key).hexdigest()
  * (so AES-256), a fresh random 16-byte IV prepended, then base64-encoded.
  */
-import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomFillSync } from 'node:crypto';
 
 const IV_BYTES = 16;
+/** IVs drawn from the CSPRNG 256 at a time: one call into OpenSSL (and its fork check) per 256 messages, not per message. */
+const IV_POOL_BYTES = IV_BYTES * 256;
 
 export class DecryptError extends Error {}
 
@@ -22,7 +24,22 @@ export function deriveKey(instanceKey: string): Buffer {
   return Buffer.from(createHash('md5').update(instanceKey, 'utf8').digest('hex'), 'ascii');
 }
 
-export function createSecureCodec(instanceKey: string, randomIv: (n: number) => Buffer = randomBytes): SecureCodec {
+/** A source of fresh random IVs: each call returns bytes never returned before. */
+export function pooledRandomIv(): (n: number) => Buffer {
+  let pool = Buffer.alloc(0);
+  let used = 0;
+  return (n) => {
+    if (used + n > pool.length) {
+      // A new buffer each time: IVs handed out earlier stay untouched.
+      pool = randomFillSync(Buffer.allocUnsafe(Math.max(IV_POOL_BYTES, n)));
+      used = 0;
+    }
+    used += n;
+    return pool.subarray(used - n, used);
+  };
+}
+
+export function createSecureCodec(instanceKey: string, randomIv: (n: number) => Buffer = pooledRandomIv()): SecureCodec {
   // One KeyObject for the codec's life: converting a raw key on every call costs more than the cipher.
   const key = createSecretKey(deriveKey(instanceKey));
   return {
@@ -30,8 +47,7 @@ export function createSecureCodec(instanceKey: string, randomIv: (n: number) => 
       const iv = randomIv(IV_BYTES);
       // Node's cipher applies the same PKCS#7 padding Trove adds by hand.
       const c = createCipheriv('aes-256-cbc', key, iv);
-      const body = Buffer.concat([c.update(pyJson(value), 'utf8'), c.final()]);
-      return Buffer.concat([iv, body]).toString('base64');
+      return Buffer.concat([iv, c.update(pyJson(value), 'utf8'), c.final()]).toString('base64');
     },
     decrypt(text: unknown): unknown {
       if (typeof text !== 'string') throw new DecryptError('value is not an encrypted string');
@@ -39,15 +55,16 @@ export function createSecureCodec(instanceKey: string, randomIv: (n: number) => 
       if (raw.length < IV_BYTES * 2 || (raw.length - IV_BYTES) % 16 !== 0) {
         throw new DecryptError('value is not an encrypted string');
       }
-      let plain: Buffer;
+      let plain: string;
       try {
         const d = createDecipheriv('aes-256-cbc', key, raw.subarray(0, IV_BYTES));
-        plain = Buffer.concat([d.update(raw.subarray(IV_BYTES)), d.final()]);
+        // Decoded as it comes out: the decipher's UTF-8 decoder carries a character split across blocks.
+        plain = d.update(raw.subarray(IV_BYTES), undefined, 'utf8') + d.final('utf8');
       } catch (e) {
         throw new DecryptError('value could not be decrypted with this instance key', { cause: e });
       }
       try {
-        return JSON.parse(plain.toString('utf8')) as unknown;
+        return JSON.parse(plain) as unknown;
       } catch (e) {
         throw new DecryptError('decrypted value is not JSON', { cause: e });
       }
