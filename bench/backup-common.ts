@@ -84,6 +84,7 @@ export function timedFetcher(datastore: Datastore, version: string, storageUrl: 
   return {
     fetcher: {
       metadata: (l, c) => real.metadata(l, c),
+      chain: (l, sum, c) => real.chain(l, sum, c),
       async restoreInto(l, sum, consumer, c) {
         const t = performance.now();
         await real.restoreInto(l, sum, consumer, c);

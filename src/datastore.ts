@@ -332,10 +332,22 @@ export interface BackupPlan {
   cleanup(): Promise<void>;
 }
 
+/** One stored backup: where it is and the checksum recorded for it (null: none to verify). */
+export interface BackupLink {
+  location: string;
+  checksum: string | null;
+}
+
 /** Streams a stored backup object into a tool's stdin (provided by the agent, which holds the Swift credentials). */
 export interface BackupFetcher {
   /** The object's metadata (lower-case keys without `x-object-meta-`). */
   metadata(location: string, ctx: OpContext): Promise<Record<string, string>>;
+  /**
+   * The backup at `location` and the backups it was taken on (each one's
+   * `parent-location` and `parent-checksum` metadata), the full backup first:
+   * the order a restore applies them in.
+   */
+  chain(location: string, checksum: string | null, ctx: OpContext): Promise<BackupLink[]>;
   /** Downloads, checks the checksum before streaming, decompresses and feeds `consumer`. */
   restoreInto(location: string, checksum: string | null, consumer: ToolSpec, ctx: OpContext): Promise<void>;
 }

@@ -94,15 +94,7 @@ export async function restoreChain(
   checksum: string | null,
   ctx: OpContext,
 ): Promise<void> {
-  // Walk parent-location back to the full backup.
-  const chain: Array<{ location: string; checksum: string | null }> = [];
-  let cur: { location: string; checksum: string | null } | null = { location, checksum };
-  while (cur) {
-    chain.unshift(cur);
-    const meta = await fetcher.metadata(cur.location, ctx);
-    cur = meta['parent-location'] ? { location: meta['parent-location'], checksum: meta['parent-checksum'] ?? null } : null;
-    if (chain.length > 100) throw new GuestError('backup chain too long (over 100 incrementals)');
-  }
+  const chain = await fetcher.chain(location, checksum, ctx);
   const run = (args: string[]) => exec(MARIABACKUP, args, { signal: ctx.signal, log: ctx.log, timeoutMs: 6 * 3600_000 });
   const extract = (dir: string): ToolSpec => ({ file: MBSTREAM, args: ['-x', `--parallel=${extractThreads()}`, '-C', dir] });
   const [full, ...incrementals] = chain;

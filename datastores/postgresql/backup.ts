@@ -96,14 +96,7 @@ export async function restoreChain(
   paths: { dataDir: string; archive: string },
   ctx: OpContext,
 ): Promise<number> {
-  const chain: Array<{ location: string; checksum: string | null }> = [];
-  let cur: { location: string; checksum: string | null } | null = { location, checksum };
-  while (cur) {
-    chain.unshift(cur);
-    const meta = await fetcher.metadata(cur.location, ctx);
-    cur = meta['parent-location'] ? { location: meta['parent-location'], checksum: meta['parent-checksum'] || null } : null;
-    if (chain.length > 100) throw new GuestError('backup chain too long (over 100 incrementals)');
-  }
+  const chain = await fetcher.chain(location, checksum, ctx);
   const [full, ...incrementals] = chain;
   const extract = (dir: string): ToolSpec => ({ file: '/usr/bin/tar', args: ['-x', '--no-same-owner', '-C', dir] });
   ctx.log.info({ full: full!.location, incrementals: incrementals.length }, 'restoring backup chain');

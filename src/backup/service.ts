@@ -12,7 +12,7 @@
  * the catalog Keystone returns for the caller's token scoped to its project
  * at [service_credentials] auth_url (what Trove 18's backup tool does).
  */
-import type { BackupFetcher, BackupInfo, Datastore, OpContext } from '../datastore.ts';
+import type { BackupFetcher, BackupInfo, BackupLink, Datastore, OpContext } from '../datastore.ts';
 import { BadRequestError, GuestError, OperationNotSupportedError } from '../errors.ts';
 import { redactText } from '../log.ts';
 import { runBackup, runRestore, parseLocation } from './pipeline.ts';
@@ -20,6 +20,9 @@ import { CODEC_SUFFIX, type Codec } from './compress.ts';
 import { createSwiftClient, type SwiftClient } from './swift-client.ts';
 import { applicationCredentialSession, authenticate, endpointFromCatalog } from './keystone.ts';
 import type { KeystoneOptions } from '../config/load.ts';
+
+/** A restore follows at most this many incrementals back to their full backup. */
+const MAX_INCREMENTALS = 100;
 
 export interface BackupServiceOptions {
   datastore: Datastore;
@@ -93,10 +96,22 @@ export function createBackupService(o: BackupServiceOptions) {
 
   function fetcher(request: CallerContext, info: BackupInfo | null): BackupFetcher {
     const swift = swiftFor(request, info);
+    const metadata = async (location: string, ctx: OpContext): Promise<Record<string, string>> => {
+      const { container, name } = parseLocation(location);
+      return metaOf((await swift.head(container, name, { signal: ctx.signal })).headers as Record<string, unknown>);
+    };
     return {
-      async metadata(location, ctx) {
-        const { container, name } = parseLocation(location);
-        return metaOf((await swift.head(container, name, { signal: ctx.signal })).headers as Record<string, unknown>);
+      metadata,
+      async chain(location, checksum, ctx) {
+        const chain: BackupLink[] = [];
+        let cur: BackupLink | null = { location, checksum };
+        while (cur) {
+          if (chain.length > MAX_INCREMENTALS) throw new GuestError(`backup chain too long (over ${MAX_INCREMENTALS} incrementals)`);
+          chain.unshift(cur);
+          const meta = await metadata(cur.location, ctx);
+          cur = meta['parent-location'] ? { location: meta['parent-location'], checksum: meta['parent-checksum'] || null } : null;
+        }
+        return chain;
       },
       async restoreInto(location, checksum, consumer, ctx: OpContext) {
         await runRestore({ location, checksum: checksum ?? undefined, swift, consumer, encryptionKey: o.encryptionKey, signal: ctx.signal, log: ctx.log });
