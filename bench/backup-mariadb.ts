@@ -35,7 +35,6 @@ import { startKeystone, type KeystoneInfo } from '../test/integration/setup/keys
 import { startSwift } from '../test/integration/setup/swift.ts';
 import { measureBackup, peakKiB, shell, shQuote, timedFetcher, type OursBackup } from './backup-common.ts';
 import { runShipped } from './shipped.ts';
-import { untuneChildEnv } from '../src/process/malloc-env.ts';
 
 const silent = pino({ level: 'silent' });
 const ctx = () => ({ log: silent, signal: new AbortController().signal });
@@ -228,8 +227,6 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
   }
 }
 
-// Run as the agent ships (bench/shipped.ts): the tools it starts do not inherit its malloc tuning.
-if (process.argv[2]?.startsWith('--ours-')) untuneChildEnv(process.env);
 if (process.argv[2] === '--ours-backup') {
   const [, , , url, stateDir, seg, codec] = process.argv;
   await oursBackup(url!, readFileSync(0, 'utf8').trim(), stateDir!, Number(seg), codec as Codec);

@@ -35,7 +35,6 @@ import { freePort } from '../test/integration/harness/ports.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
 import { measureBackup, peakKiB, shell, shQuote, timedFetcher, type OursBackup } from './backup-common.ts';
 import { runShipped } from './shipped.ts';
-import { untuneChildEnv } from '../src/process/malloc-env.ts';
 
 const BIN = '/usr/lib/postgresql/15/bin';
 const silent = pino({ level: 'silent' });
@@ -233,8 +232,6 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
   }
 }
 
-// Run as the agent ships (bench/shipped.ts): the tools it starts do not inherit its malloc tuning.
-if (process.argv[2]?.startsWith('--ours-')) untuneChildEnv(process.env);
 if (process.argv[2] === '--ours-backup') {
   const [, , , url, stateDir, port, seg, codec] = process.argv;
   await oursBackup(url!, readFileSync(0, 'utf8').trim(), stateDir!, Number(port), Number(seg), codec as Codec);

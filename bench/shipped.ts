@@ -9,13 +9,10 @@ import { execFileSync, spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MALLOC_TUNABLE, MALLOC_TUNED_MARK } from '../src/process/malloc-env.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** dist/bin/guestagent.js's shebang flags (scripts/build.mjs). */
 export const LAUNCHER_FLAGS = ['--max-semi-space-size=1'];
-/** The launchers' malloc tuning (src/process/malloc-env.ts); the child removes it from its own children's environment. */
-export const LAUNCHER_ENV = { GLIBC_TUNABLES: MALLOC_TUNABLE, [MALLOC_TUNED_MARK]: '1' };
 let built = false;
 
 function compiled(file: string): string {
@@ -31,7 +28,7 @@ export function runShipped<T>(file: string, args: string[], stdin: string): Prom
   return new Promise((resolve, reject) => {
     const c = spawn(process.execPath, [...LAUNCHER_FLAGS, script, ...args], {
       stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...process.env, ...LAUNCHER_ENV, GA_BENCH_ROOT: ROOT, UV_THREADPOOL_SIZE: process.env['UV_THREADPOOL_SIZE'] ?? String(Math.max(4, availableParallelism() + 2)) },
+      env: { ...process.env, GA_BENCH_ROOT: ROOT, UV_THREADPOOL_SIZE: process.env['UV_THREADPOOL_SIZE'] ?? String(Math.max(4, availableParallelism() + 2)) },
     });
     let out = '';
     c.stdout.on('data', (d: Buffer) => (out += d.toString()));

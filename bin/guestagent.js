@@ -1,4 +1,4 @@
-#!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.mmap_threshold=32768:${GLIBC_TUNABLES} GUESTAGENT_MALLOC_TUNED=1 node
+#!/usr/bin/env node
 // Entry point installed as `guestagent`. The sources are TypeScript run by
 // Node's built-in type stripping (Node 22.18+; the project ships Node 24).
 const [major, minor] = process.versions.node.split('.').map(Number);

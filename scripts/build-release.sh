@@ -24,11 +24,8 @@ cp -r systemd cloudinit "$root/"
 cp README.md "$root/"
 cat > "$root/bin/guestagent" <<'SH'
 #!/bin/sh
-# The bundled Node 24, with a small young generation (see scripts/build.mjs) and
-# glibc's malloc tuned for the agent alone (src/process/malloc-env.ts).
+# The bundled Node 24, with a small young generation (see scripts/build.mjs).
 here=$(dirname "$(readlink -f "$0")")
-GLIBC_TUNABLES="glibc.malloc.mmap_threshold=32768${GLIBC_TUNABLES:+:$GLIBC_TUNABLES}" GUESTAGENT_MALLOC_TUNED=1
-export GLIBC_TUNABLES GUESTAGENT_MALLOC_TUNED
 exec "$here/../runtime/node" --max-semi-space-size=1 "$here/../src/cli-entry.js" "$@"
 SH
 chmod 755 "$root/bin/guestagent"

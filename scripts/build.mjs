@@ -9,8 +9,7 @@ writeFileSync(
   'dist/bin/guestagent.js',
   // A small young generation: the agent's garbage is short-lived, and 16 MiB
   // semi-spaces (V8's default) cost ~40 MiB of RSS under load for nothing.
-  // glibc's malloc with a fixed mmap threshold (src/process/malloc-env.ts).
-  "#!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.mmap_threshold=32768:${GLIBC_TUNABLES} GUESTAGENT_MALLOC_TUNED=1 node --max-semi-space-size=1\n" +
+  "#!/usr/bin/env -S node --max-semi-space-size=1\n" +
     "const { availableParallelism } = await import('node:os');\n" +
     "process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, availableParallelism() + 2));\n" +
     "const { main } = await import('../src/main.js');\nprocess.exit(await main(process.argv.slice(2), process.env));\n",

@@ -34,7 +34,6 @@ import { createGuestLogService } from './guestlog.ts';
 import { createModuleManager } from './modules.ts';
 import { createSdNotifier } from './sd-notify.ts';
 import { createIdleGc, type IdleGc } from './process/idle-gc.ts';
-import { untuneChildEnv } from './process/malloc-env.ts';
 
 const GUEST_CONF_DIR = '/etc/trove/conf.d';
 /** In-flight calls get this long after SIGTERM before they are aborted (systemd TimeoutStopSec must exceed FORCE). */
@@ -240,7 +239,6 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  untuneChildEnv(env);
   let args: ReturnType<typeof parseCommandLine>;
   try {
     args = parseCommandLine(argv);

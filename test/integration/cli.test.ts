@@ -2,13 +2,12 @@
 // with a message naming the file and option; a local run answers and exits 0
 // on SIGTERM; `guestagent call` talks to it.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, inject, it, onTestFinished } from 'vitest';
 import { testDir } from '../tmp.ts';
-import { freePort } from './harness/ports.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -38,9 +37,10 @@ describe('guestagent command line', () => {
     expect(err?.stderr).toContain('report_interval');
   });
 
-  it('runs locally, answers guestagent call, and exits 0 on SIGTERM', async () => {
+  it('runs locally through its launcher, answers guestagent call, and exits 0 on SIGTERM', async () => {
     const state = testDir('ga-cli-state-');
-    const child = spawn(NODE, [BIN, '--datastore', 'mysql', '--state-dir', state, '--transport-url', transport, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // As `npx guestagent` runs it: the kernel reads the launcher's shebang.
+    const child = spawn(BIN, ['--datastore', 'mysql', '--state-dir', state, '--transport-url', transport, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
     onTestFinished(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
@@ -57,43 +57,6 @@ describe('guestagent command line', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(Date.now() - t).toBeLessThan(30_000);
-  });
-
-  it("runs through its launcher with glibc's malloc tuned for the agent alone: the server it starts does not inherit it", async () => {
-    const state = testDir('ga-cli-state-');
-    // As `npx guestagent` runs it: the kernel reads the launcher's shebang (env -S ... node).
-    const port = String(await freePort());
-    const child = spawn(BIN, ['--datastore', 'redis', '--datastore-port', port, '--state-dir', state, '--transport-url', transport, '--log-level', 'warn'], { stdio: 'ignore' });
-    onTestFinished(async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      // SIGTERM first: the agent stops the redis-server it started (SIGKILL would orphan it).
-      child.kill('SIGTERM');
-      await Promise.race([new Promise((r) => child.once('exit', r)), new Promise((r) => setTimeout(r, 10_000))]);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    const call = (...args: string[]) => run(NODE, [BIN, 'call', '--state-dir', state, '--transport-url', transport, '--timeout', '5', ...args], { timeout: 30_000 });
-    expect(await firstPing(call)).toBe('true');
-    await call('prepare', '{"packages": [], "databases": [], "memory_mb": 512, "users": []}', '--cast');
-    const environ = (pid: number | string) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-    let server: string | undefined;
-    for (let i = 0; i < 100 && !server; i++) {
-      await new Promise((r) => setTimeout(r, 150));
-      server = readdirSync('/proc').find((p) => /^\d+$/.test(p) && (() => {
-        try {
-          const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-          return stat.includes('(redis-server)') && stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === String(child.pid);
-        } catch {
-          return false;
-        }
-      })());
-    }
-    expect(server, 'redis-server started by the agent').toBeDefined();
-    // (glibc may rewrite the variable in place as it parses it: the trailing ':' of an empty operator value goes.)
-    expect(environ(child.pid!).find((e) => e.startsWith('GLIBC_TUNABLES='))).toMatch(/^GLIBC_TUNABLES=glibc\.malloc\.mmap_threshold=32768:?$/);
-    expect(environ(server!).filter((e) => e.startsWith('GLIBC_TUNABLES=') || e.startsWith('GUESTAGENT_MALLOC'))).toEqual([]);
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
   });
 
   it('speaks sd_notify under a Type=notify unit: STATUS while connecting, READY=1, watchdog pings, STOPPING=1', async () => {
