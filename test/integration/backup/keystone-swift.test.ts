@@ -186,6 +186,31 @@ describe('the backup service finds Swift through Keystone', () => {
     expect(updates.at(-1)).toMatchObject({ state: 'FAILED', success: false });
   });
 
+  it('follows parent-location metadata back to the full backup, oldest first, and stops a cycle', async () => {
+    const container = `bk_chain_${randomUUID().slice(0, 8)}`;
+    const { svc } = service({ authUrl: ks.authUrl, regionName: 'RegionOne', applicationCredential: null }, container);
+    expect((await swiftAt(`${ks.storageUrl}/${container}`, ks.userToken, { method: 'PUT' })).status).toBe(201);
+    const url = (n: string) => `${ks.storageUrl}/${container}/${n}`;
+    const put = async (name: string, parent?: { name: string; checksum: string }) => {
+      const headers: Record<string, string> = parent ? { 'X-Object-Meta-Parent-Location': url(parent.name), 'X-Object-Meta-Parent-Checksum': parent.checksum } : {};
+      expect((await swiftAt(url(name), ks.userToken, { method: 'PUT', body: name, headers })).status).toBe(201);
+    };
+    await put('full.xbstream.gz');
+    await put('inc1.xbstream.gz', { name: 'full.xbstream.gz', checksum: 'c-full' });
+    await put('inc2.xbstream.gz', { name: 'inc1.xbstream.gz', checksum: 'c-inc1' });
+    const fetcher = svc.fetcher({ auth_token: ks.userToken, project_id: ks.projectId }, null);
+    expect(await fetcher.chain(url('inc2.xbstream.gz'), 'c-inc2', ctx())).toEqual([
+      { location: url('full.xbstream.gz'), checksum: 'c-full' },
+      { location: url('inc1.xbstream.gz'), checksum: 'c-inc1' },
+      { location: url('inc2.xbstream.gz'), checksum: 'c-inc2' },
+    ]);
+    expect(await fetcher.chain(url('full.xbstream.gz'), null, ctx())).toEqual([{ location: url('full.xbstream.gz'), checksum: null }]);
+    // Two backups naming each other as parent: refused after a bounded walk, not followed forever.
+    await put('a.xbstream.gz', { name: 'b.xbstream.gz', checksum: 'c-b' });
+    await put('b.xbstream.gz', { name: 'a.xbstream.gz', checksum: 'c-a' });
+    await expect(fetcher.chain(url('a.xbstream.gz'), null, ctx())).rejects.toThrow(/backup chain too long/);
+  });
+
   it("the agent's application credential: its own token and catalog, with a request carrying no token", async () => {
     const container = `bk_appcred_${randomUUID().slice(0, 8)}`;
     const { svc, updates } = service({ authUrl: ks.authUrl, regionName: 'RegionOne', applicationCredential: { id: ks.appCredId, secret: ks.appCredSecret } }, container);
