@@ -26,7 +26,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../integration/harness/ports.ts';
-import { PythonCaller, PythonConductor, type PeerResult } from '../integration/harness/python-peer.ts';
+import { PythonCaller, PythonConductor, resultOf as ok } from '../integration/harness/python-peer.ts';
 import { startRabbitNode } from '../integration/setup/rabbit.ts';
 import { startSwift } from '../integration/setup/swift.ts';
 import { createSwiftClient } from '../../src/backup/swift-client.ts';
@@ -366,10 +366,6 @@ function userData(template: string, files: Record<string, string>): string {
   return template + execFileSync('/usr/bin/python3', ['-c', script, JSON.stringify(files)], { encoding: 'utf8' });
 }
 
-const ok = (r: PeerResult) => {
-  if (!r.ok) throw new Error(JSON.stringify(r.error));
-  return r.result;
-};
 const status = (x: { kwargs: Record<string, unknown> }) => (x.kwargs['payload'] as { service_status?: string } | undefined)?.service_status ?? '';
 
 /**

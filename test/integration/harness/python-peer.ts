@@ -142,11 +142,22 @@ export class PythonCaller {
   }
 }
 
+/** The result of a call through Trove's caller; a remote error throws with Trove's class and message. */
+export function resultOf(r: PeerResult): unknown {
+  if (!r.ok) throw new Error(`remote error ${r.error.remote_class}: ${r.error.remote_message} (${JSON.stringify(r.error)})`);
+  return r.result;
+}
+
 export interface ConductorCast {
   method: string;
   received: number;
   kwargs: Record<string, unknown>;
   context: Record<string, unknown>;
+}
+
+/** The service_status of a heartbeat cast, as conductor reads it. */
+export function serviceStatus(c: ConductorCast): string | undefined {
+  return (c.kwargs['payload'] as { service_status?: string } | undefined)?.service_status;
 }
 
 export class PythonConductor {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createMysqlDatastore } from '../../../datastores/mysql/index.ts';
 import { startTestAgent, type TestAgent } from '../harness/agent.ts';
 import { freePort } from '../harness/ports.ts';
-import { PythonCaller, PythonConductor, type ConductorCast } from '../harness/python-peer.ts';
+import { PythonCaller, PythonConductor, type ConductorCast, serviceStatus as status } from '../harness/python-peer.ts';
 import { connectSql } from '../../../datastores/mysql/sql.ts';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createSwiftClient } from '../../../src/backup/swift-client.ts';
@@ -27,7 +27,6 @@ let callA: PythonCaller;
 let callB: PythonCaller;
 let conductor: PythonConductor;
 
-const status = (c: ConductorCast) => (c.kwargs['payload'] as { service_status?: string } | undefined)?.service_status;
 function adminSql(ta: TestAgent) {
   const pw = /password = (.*)/.exec(readFileSync(`${ta.stateDir}/mysql/os_admin.cnf`, 'utf8'))![1]!;
   return connectSql({ socketPath: `${ta.stateDir}/mysql/run/mysqld.sock`, user: 'os_admin', password: pw });

@@ -12,7 +12,7 @@ import { createLogger } from '../../../src/log.ts';
 import { createMysqlDatastore } from '../../../datastores/mysql/index.ts';
 import { startTestAgent, type TestAgent } from '../harness/agent.ts';
 import { freePort } from '../harness/ports.ts';
-import { PythonCaller, PythonConductor, type PeerResult } from '../harness/python-peer.ts';
+import { PythonCaller, PythonConductor, type PeerResult, resultOf as ok } from '../harness/python-peer.ts';
 import { connectSql } from '../../../datastores/mysql/sql.ts';
 
 const rabbit = inject('rabbit');
@@ -28,10 +28,6 @@ let conductor: PythonConductor;
 let port: number;
 const logLines: string[] = [];
 
-const ok = (r: PeerResult) => {
-  expect(r, JSON.stringify(r)).toMatchObject({ ok: true });
-  return (r as { result: unknown }).result;
-};
 const remote = (r: PeerResult) => {
   expect(r.ok, JSON.stringify(r)).toBe(false);
   return (r as { error: { remote_class: string; message: string } }).error;

@@ -13,7 +13,7 @@ import { connectSql } from '../../../datastores/mysql/sql.ts';
 import { startTestAgent, type TestAgent } from '../harness/agent.ts';
 import { eventually } from '../harness/eventually.ts';
 import { freePort } from '../harness/ports.ts';
-import { PythonCaller, PythonConductor, type ConductorCast, type PeerResult } from '../harness/python-peer.ts';
+import { PythonCaller, PythonConductor, type ConductorCast, resultOf as ok, serviceStatus as status } from '../harness/python-peer.ts';
 
 const rabbit = inject('rabbit');
 const swift = inject('swift');
@@ -40,7 +40,6 @@ let callC: PythonCaller;
 let conductor: PythonConductor;
 let portA: number;
 
-const status = (c: ConductorCast) => (c.kwargs['payload'] as { service_status?: string } | undefined)?.service_status;
 function sqlOf(ta: TestAgent) {
   const pw = /password = (.*)/.exec(readFileSync(`${ta.stateDir}/mariadb/os_admin.cnf`, 'utf8'))![1]!;
   return connectSql({ socketPath: `${ta.stateDir}/mariadb/run/mysqld.sock`, user: 'os_admin', password: pw });
@@ -54,10 +53,6 @@ async function q<T = Record<string, unknown>>(ta: TestAgent, sql: string, params
   }
 }
 const ids = async (ta: TestAgent) => (await q<{ id: number }>(ta, 'SELECT id FROM shop.items ORDER BY id')).map((r) => r.id);
-const ok = (r: PeerResult) => {
-  if (!r.ok) throw new Error(`${r.error.remote_class}: ${r.error.remote_message}`);
-  return r.result;
-};
 
 beforeAll(async () => {
   [callA, callB, callC, conductor] = await Promise.all([

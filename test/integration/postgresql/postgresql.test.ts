@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createPostgresDatastore } from '../../../datastores/postgresql/index.ts';
 import { openedForPostgres, startTestAgent, type TestAgent } from '../harness/agent.ts';
 import { freePort } from '../harness/ports.ts';
-import { PythonCaller, PythonConductor, type ConductorCast, type PeerResult } from '../harness/python-peer.ts';
+import { PythonCaller, PythonConductor, type PeerResult, resultOf as ok, serviceStatus as status } from '../harness/python-peer.ts';
 
 const rabbit = inject('rabbit');
 const conductorQueue = `trove-conductor-${randomUUID()}`;
@@ -27,11 +27,6 @@ let portB: number;
 let callA: PythonCaller;
 let callB: PythonCaller;
 let conductor: PythonConductor;
-const status = (c: ConductorCast) => (c.kwargs['payload'] as { service_status?: string } | undefined)?.service_status;
-const ok = (r: PeerResult) => {
-  expect(r, JSON.stringify(r)).toMatchObject({ ok: true });
-  return (r as { result: unknown }).result;
-};
 const names = (r: PeerResult) => ((ok(r) as [Array<{ _name: string }>, string | null])[0]).map((x) => x._name);
 const SUM = "SELECT count(*)::int AS n, md5(string_agg(v, '' ORDER BY id)) AS h FROM items";
 const tcp = (port: number, user: string, password: string, database = 'postgres') => new pg.Client({ host: '127.0.0.1', port, user, password, database });

@@ -15,7 +15,7 @@ import { createPostgresDatastore } from '../../../datastores/postgresql/index.ts
 import { openedForPostgres, startTestAgent, type TestAgent } from '../harness/agent.ts';
 import { eventually } from '../harness/eventually.ts';
 import { freePort } from '../harness/ports.ts';
-import { PythonCaller, PythonConductor, type ConductorCast, type PeerResult } from '../harness/python-peer.ts';
+import { PythonCaller, PythonConductor, resultOf as ok, serviceStatus as status } from '../harness/python-peer.ts';
 
 const rabbit = inject('rabbit');
 const swift = inject('swift');
@@ -39,11 +39,6 @@ let portB: number;
 let callA: PythonCaller;
 let callB: PythonCaller;
 let conductor: PythonConductor;
-const status = (c: ConductorCast) => (c.kwargs['payload'] as { service_status?: string } | undefined)?.service_status;
-const ok = (r: PeerResult) => {
-  if (!r.ok) throw new Error(`${r.error.remote_class}: ${r.error.remote_message}`);
-  return r.result;
-};
 /** The test's own login: the source's os_admin password (a replica has the same roles). */
 let adminPw = '';
 async function q<T = Record<string, unknown>>(ta: TestAgent, port: number, sql: string): Promise<T[]> {

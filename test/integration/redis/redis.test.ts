@@ -11,7 +11,7 @@ import { createRedisDatastore } from '../../../datastores/redis/index.ts';
 import { connectResp, type RespClient } from '../../../datastores/redis/resp.ts';
 import { startTestAgent, type TestAgent } from '../harness/agent.ts';
 import { freePort } from '../harness/ports.ts';
-import { PythonCaller, PythonConductor, type ConductorCast, type PeerResult } from '../harness/python-peer.ts';
+import { PythonCaller, PythonConductor, resultOf as ok, serviceStatus as status } from '../harness/python-peer.ts';
 
 const rabbit = inject('rabbit');
 const conductorQueue = `trove-conductor-${randomUUID()}`;
@@ -26,11 +26,6 @@ let callA: PythonCaller;
 let callB: PythonCaller;
 let conductor: PythonConductor;
 let portA: number;
-const status = (c: ConductorCast) => (c.kwargs['payload'] as { service_status?: string } | undefined)?.service_status;
-const ok = (r: PeerResult) => {
-  expect(r, JSON.stringify(r)).toMatchObject({ ok: true });
-  return (r as { result: unknown }).result;
-};
 
 async function as(ta: TestAgent, user: string, password: string): Promise<RespClient> {
   const c = await connectResp({ path: `${ta.stateDir}/redis/run/redis.sock` });

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFakeDatastore, type FakeDatastore } from '../../fakes/datastore.ts';
 import { startTestAgent, type TestAgent } from '../harness/agent.ts';
-import { PythonCaller, PythonConductor, type ConductorCast } from '../harness/python-peer.ts';
+import { PythonCaller, PythonConductor, serviceStatus as status } from '../harness/python-peer.ts';
 
 const rabbit = inject('rabbit');
 const conductorQueue = `trove-conductor-${randomUUID()}`;
@@ -15,7 +15,6 @@ let ds: FakeDatastore;
 let ta: TestAgent | undefined;
 let caller: PythonCaller;
 let conductor: PythonConductor;
-const status = (c: ConductorCast) => (c.kwargs['payload'] as { service_status?: string } | undefined)?.service_status;
 
 beforeAll(async () => {
   [caller, conductor] = await Promise.all([

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createRedisDatastore } from '../../../datastores/redis/index.ts';
 import { startTestAgent, type TestAgent } from '../harness/agent.ts';
 import { freePort } from '../harness/ports.ts';
-import { PythonCaller, PythonConductor, type ConductorCast, type PeerResult } from '../harness/python-peer.ts';
+import { PythonCaller, PythonConductor, resultOf as ok, serviceStatus as status } from '../harness/python-peer.ts';
 
 const rabbit = inject('rabbit');
 const conductorQueue = `trove-conductor-${randomUUID()}`;
@@ -18,11 +18,6 @@ const guest = randomUUID();
 let a: TestAgent;
 let caller: PythonCaller;
 let conductor: PythonConductor;
-const status = (c: ConductorCast) => (c.kwargs['payload'] as { service_status?: string } | undefined)?.service_status;
-const ok = (r: PeerResult) => {
-  expect(r, JSON.stringify(r)).toMatchObject({ ok: true });
-  return (r as { result: unknown }).result;
-};
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const admin = { is_admin: true };
 const tenant = { is_admin: false };
