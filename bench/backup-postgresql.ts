@@ -101,6 +101,26 @@ async function stopLeftover(stateDir: string): Promise<void> {
   }
 }
 
+/**
+ * Starts postgres on a directory the anchor restored, as Trove's agent does after its restore
+ * (recovery.signal, then the server; WAL from pg_wal, nothing to fetch: restore_command fails
+ * at once), and stops it again. Returns the seconds until it accepted connections.
+ */
+async function startRestored(dataDir: string): Promise<number> {
+  const port = await freePort();
+  execFileSync('chown', ['-R', 'postgres:postgres', dataDir]);
+  chmodSync(dataDir, 0o700);
+  writeFileSync(join(dataDir, 'recovery.signal'), '');
+  execFileSync('chown', ['postgres:postgres', join(dataDir, 'recovery.signal')]);
+  const opts = `-p ${port} -k ${dataDir} -c listen_addresses='' -c hba_file=${dataDir}/pg_hba.conf -c hot_standby=off -c restore_command=false`;
+  const pgCtl = (...args: string[]) => execFileSync('runuser', ['-u', 'postgres', '--', join(BIN, 'pg_ctl'), '-D', dataDir, ...args], { stdio: 'ignore' });
+  const t = performance.now();
+  pgCtl('-w', '-t', '600', '-l', join(dataDir, 'start.log'), '-o', opts, 'start');
+  const seconds = (performance.now() - t) / 1000;
+  pgCtl('-m', 'fast', '-w', 'stop');
+  return seconds;
+}
+
 /** In a fresh Node process (its own peak RSS): the agent's create_backup of the source. */
 async function oursBackup(storageUrl: string, token: string, stateDir: string, port: number, segmentMaxSize: number, codec: Codec): Promise<void> {
   process.stdout.write(JSON.stringify(await measureBackup({ datastore: postgres(stateDir, port), name: 'postgresql', version: '15', storageUrl, token, segmentMaxSize, codec })));
@@ -189,6 +209,9 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     mkdirSync(target);
     const rr = await shell(`curl -sS -f -H @"$HDR" "$URL" | gzip -dc | tar -x -C "$T"`, { HDR: hdr, URL: anchorUrl, T: target });
     if (!existsSync(join(target, 'PG_VERSION'))) throw new Error('the raw restore has no PG_VERSION');
+    // What Trove's agent does next (postgres manager, prepare): recovery.signal, then start the
+    // server; its first start syncs the data directory and replays the backup's WAL, as ours does.
+    const anchorStart = await startRestored(target);
     rmSync(target, { recursive: true, force: true });
     mkdirSync(target);
     const rrz = await shell(`curl -sS -f -H @"$HDR" "$URL" | zstd -dcq | tar -x -C "$T"`, { HDR: hdr, URL: rawZstUrl, T: target });
@@ -210,6 +233,7 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     row('ours: create_backup gzip → Swift', gz.seconds, gz.size, gz.peakRssKiB / 1024);
     row('ours: create_backup zstd → Swift', zs.seconds, zs.size, zs.peakRssKiB / 1024);
     row('restore anchor: curl | gzip -dc | tar -x', rr.seconds, null, 0);
+    row('restore anchor, then its server start (recovery)', rr.seconds + anchorStart, null, 0);
     row('restore raw: curl | zstd -dc | tar -x', rrz.seconds, null, 0);
     row('restore ours from gzip (prepare, server started)', rg.seconds, null, rg.peakRssKiB / 1024);
     row('restore ours from zstd (prepare, server started)', rz.seconds, null, rz.peakRssKiB / 1024);
@@ -220,6 +244,7 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
       `${(zs.seconds / zc.seconds).toFixed(2)}x the same pipe uploading to Swift; ` +
       `ours gzip ${(anchorGz / gz.seconds).toFixed(2)}x the speed of the one-gzip anchor (${(anchorZ / gz.seconds).toFixed(2)}x of pg_basebackup -z); ` +
       `restore anchor / restore ours from zstd ${(rr.seconds / rz.seconds).toFixed(2)}x (target ≥ 1.5; from gzip ${(rr.seconds / rg.seconds).toFixed(2)}x; ` +
+      `both with the server start: ${((rr.seconds + anchorStart) / rz.seconds).toFixed(2)}x, the anchor's start ${anchorStart.toFixed(1)} s; ` +
       `fetch + tar -x alone: gzip ${rg.fetchSeconds.toFixed(1)} s, zstd ${rz.fetchSeconds.toFixed(1)} s, so ${(rr.seconds / rz.fetchSeconds).toFixed(2)}x, ` +
       `and ${(rrz.seconds / rz.fetchSeconds).toFixed(2)}x the speed of the raw zstd restore); ` +
       `peak RSS ${(Math.max(gz.peakRssKiB, zs.peakRssKiB, rg.peakRssKiB, rz.peakRssKiB) / 1024).toFixed(0)} MiB (target ≤ 150 MB)`);
