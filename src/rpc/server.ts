@@ -43,12 +43,15 @@ export const PUBLISH_PROPERTIES = {
   headers: {},
 } as const;
 
+/** A reply the broker may still return; not its body (a return carries the body back). */
 interface PendingReply {
   replyQ: string;
-  body: Buffer;
   deadline: number;
   msgId: string;
 }
+
+/** How long a published reply stays retryable, at least (at most twice this): a return comes back within ms. */
+const RETURN_WINDOW_MS = 5_000;
 
 export class RpcServer {
   readonly #o: RpcServerOptions;
@@ -60,8 +63,14 @@ export class RpcServer {
   readonly #abort = new AbortController();
   readonly #seen: string[] = [];
   readonly #seenSet = new Set<string>();
-  /** Replies published with mandatory, keyed by their `_unique_id`, until the broker could return them. */
-  readonly #pending = new Map<string, PendingReply>();
+  /**
+   * Replies published with mandatory, keyed by their `_unique_id`, until the broker could
+   * return them: two generations swapped every RETURN_WINDOW_MS by one timer, not a timer
+   * per reply. Keeping each reply's body here for 5 s held ~40 MiB after a burst of calls.
+   */
+  #pending = new Map<string, PendingReply>();
+  #pendingOld = new Map<string, PendingReply>();
+  #rotation: NodeJS.Timeout | null = null;
 
   constructor(o: RpcServerOptions) {
     this.#o = o;
@@ -183,11 +192,7 @@ export class RpcServer {
       this.#o.log.error({ msg_id: msgId, reply_q: replyQ }, 'no broker connection; reply abandoned');
       return;
     }
-    if (retryMissingQueue) {
-      this.#pending.set(uniqueId, { replyQ, body, deadline, msgId });
-      // A return comes back before the broker's confirmation of later traffic; 5 s is generous.
-      setTimeout(() => this.#pending.delete(uniqueId), 5_000).unref();
-    }
+    if (retryMissingQueue) this.#expectReturn(uniqueId, { replyQ, deadline, msgId });
     ch.publish('', replyQ, body, { ...PUBLISH_PROPERTIES, mandatory: true });
   }
 
@@ -199,20 +204,33 @@ export class RpcServer {
     } catch {
       return;
     }
-    const pending = uniqueId ? this.#pending.get(uniqueId) : undefined;
+    const pending = uniqueId ? (this.#pending.get(uniqueId) ?? this.#pendingOld.get(uniqueId)) : undefined;
     if (!pending || !uniqueId) return; // a call-monitor heartbeat: nothing to retry
     this.#pending.delete(uniqueId);
+    this.#pendingOld.delete(uniqueId);
     if (Date.now() >= pending.deadline || this.#stopping) {
       this.#o.log.error({ msg_id: pending.msgId, reply_q: pending.replyQ }, 'reply queue missing; reply abandoned');
       return;
     }
+    const body = msg.content;
     setTimeout(() => {
       const ch = this.#publishCh;
       if (!ch) return;
-      this.#pending.set(uniqueId, pending);
-      setTimeout(() => this.#pending.delete(uniqueId), 5_000).unref();
-      ch.publish('', pending.replyQ, pending.body, { ...PUBLISH_PROPERTIES, mandatory: true });
+      this.#expectReturn(uniqueId, pending);
+      ch.publish('', pending.replyQ, body, { ...PUBLISH_PROPERTIES, mandatory: true });
     }, 250).unref();
+  }
+
+  #expectReturn(uniqueId: string, pending: PendingReply): void {
+    this.#pending.set(uniqueId, pending);
+    this.#rotation ??= setInterval(() => {
+      this.#pendingOld = this.#pending;
+      this.#pending = new Map();
+      if (this.#pendingOld.size === 0 && this.#rotation) {
+        clearInterval(this.#rotation);
+        this.#rotation = null;
+      }
+    }, RETURN_WINDOW_MS).unref();
   }
 
   async #publishChannel(deadline: number): Promise<Channel | null> {
@@ -258,5 +276,9 @@ export class RpcServer {
       }
     }
     this.#consumeCh = this.#publishCh = null;
+    if (this.#rotation) clearInterval(this.#rotation);
+    this.#rotation = null;
+    this.#pending.clear();
+    this.#pendingOld.clear();
   }
 }

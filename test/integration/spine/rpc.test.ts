@@ -9,7 +9,7 @@ import { createFakeDatastore, type FakeDatastore } from '../../fakes/datastore.t
 import { startTestAgent, type TestAgent } from '../harness/agent.ts';
 import { PythonCaller } from '../harness/python-peer.ts';
 import { listQueues } from '../harness/rabbit.ts';
-import { buildCast } from '../../../src/rpc/envelope.ts';
+import { buildCall, buildCast, parseReply } from '../../../src/rpc/envelope.ts';
 import { createSecureCodec } from '../../../src/rpc/secure-codec.ts';
 import { guestContext } from '../../../src/rpc/conductor.ts';
 
@@ -119,5 +119,32 @@ describe('wire details', () => {
     await new Promise((r) => setTimeout(r, 1000));
     expect(ds.restarts).toBe(before + 1);
     await conn.close();
+  });
+
+  it("retries a reply whose queue does not exist yet, as oslo does, and delivers it once the caller declares it", async () => {
+    const codec = createSecureCodec(KEY);
+    const hex = () => randomUUID().replaceAll('-', '');
+    const msgId = hex();
+    const replyQ = `reply_${hex()}`;
+    const conn = await amqplib.connect(rabbit.url);
+    try {
+      const ch = await conn.createChannel();
+      ch.publish('trove', `guestagent.${guestId}`, buildCall('rpc_ping', {}, '1.0', { context: codec.encrypt(guestContext()) }, msgId, replyQ));
+      // The broker returns the reply (no such queue) and the agent publishes it again every 250 ms.
+      await new Promise((r) => setTimeout(r, 1500));
+      await ch.assertQueue(replyQ, { durable: false, autoDelete: false });
+      const replies: Buffer[] = [];
+      await ch.consume(replyQ, (m) => void (m && replies.push(m.content)), { noAck: true });
+      const deadline = Date.now() + 5000;
+      while (replies.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 750)); // no second copy once it got through
+      expect(replies).toHaveLength(1);
+      const reply = parseReply(replies[0]!);
+      expect(reply).toMatchObject({ msgId, failure: null, ending: true });
+      expect(codec.decrypt(reply.result)).toBe(true);
+      await ch.deleteQueue(replyQ);
+    } finally {
+      await conn.close();
+    }
   });
 });
