@@ -11,12 +11,20 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-/** V8's gc(), exposed at run time (a context created after --expose-gc gets it); null if V8 refuses. */
+/**
+ * V8's gc(), exposed at run time (a context created after --expose-gc gets it); null if V8
+ * refuses. It runs V8's "last resort" flavour, the full GC that compacts and gives the freed
+ * heap pages back, which otherwise wait for V8's memory reducer (~10 s of idleness): after
+ * 10,000 pings the first idle pass left RSS at 72.5 MiB with it, 84.8 MiB with a plain
+ * full GC. A V8 that does not know the option runs a plain full GC.
+ */
 export function exposeGc(): (() => void) | null {
   try {
     setFlagsFromString('--expose-gc');
     const gc: unknown = runInNewContext('gc');
-    return typeof gc === 'function' ? (gc as () => void) : null;
+    if (typeof gc !== 'function') return null;
+    const collect = gc as (options?: { type: string; execution: string; flavor: string }) => void;
+    return () => collect({ type: 'major', execution: 'sync', flavor: 'last-resort' });
   } catch {
     return null;
   }

