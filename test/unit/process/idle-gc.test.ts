@@ -76,36 +76,25 @@ describe('idle GC', () => {
   it('follows a first collection with more while quiet; a touch ends the spell', () => {
     vi.useFakeTimers();
     const collect = vi.fn();
+    /** Advance the clock by each step's ms; the collections counted so far must then be the step's count. */
+    const timeline = (steps: Array<[ms: number, calls: number]>) => {
+      for (const [ms, calls] of steps) {
+        vi.advanceTimersByTime(ms);
+        expect(collect).toHaveBeenCalledTimes(calls);
+      }
+    };
     const idle = createIdleGc(500, 5000, collect, [1500, 4500, 14_500]);
     idle.touch();
-    vi.advanceTimersByTime(500);
-    expect(collect).toHaveBeenCalledTimes(1);
-    vi.advanceTimersByTime(1500);
-    expect(collect).toHaveBeenCalledTimes(2);
-    vi.advanceTimersByTime(2999);
-    expect(collect).toHaveBeenCalledTimes(2);
-    vi.advanceTimersByTime(1);
-    expect(collect).toHaveBeenCalledTimes(3);
-    vi.advanceTimersByTime(10_000);
-    expect(collect).toHaveBeenCalledTimes(4);
-    vi.advanceTimersByTime(600_000); // the spell is over: an idle agent costs nothing
-    expect(collect).toHaveBeenCalledTimes(4);
+    // quiet 0.5 s, then passes 1.5, 4.5 and 14.5 s after the first; then nothing: an idle agent costs nothing
+    timeline([[500, 1], [1500, 2], [2999, 2], [1, 3], [10_000, 4], [600_000, 4]]);
     expect(vi.getTimerCount()).toBe(0);
 
     idle.touch();
-    vi.advanceTimersByTime(500);
-    expect(collect).toHaveBeenCalledTimes(5);
-    idle.touch(); // busy again before the first follow-up: the spell ends, quiet is awaited anew
-    vi.advanceTimersByTime(1500);
-    expect(collect).toHaveBeenCalledTimes(5); // and the next spell waits for the 5 s interval
-    vi.advanceTimersByTime(3499);
-    expect(collect).toHaveBeenCalledTimes(5);
-    vi.advanceTimersByTime(1);
-    expect(collect).toHaveBeenCalledTimes(6);
-    vi.advanceTimersByTime(1500);
-    expect(collect).toHaveBeenCalledTimes(7);
+    timeline([[500, 5]]);
+    idle.touch(); // busy again before the first follow-up: the spell ends, quiet is awaited anew,
+    // and the next spell starts 5 s after the last one did
+    timeline([[1500, 5], [3499, 5], [1, 6], [1500, 7]]);
     idle.stop();
-    vi.advanceTimersByTime(60_000);
-    expect(collect).toHaveBeenCalledTimes(7);
+    timeline([[60_000, 7]]);
   });
 });
