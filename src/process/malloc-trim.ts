@@ -3,7 +3,8 @@
  * (native/malloc-trim.c, built by scripts/build-native.mjs into
  * native/build/; dist/ and the release carry it at the same relative path).
  * Node's 64 KiB socket and pipe read buffers come from glibc's brk heap, and
- * glibc gives back only the top of that heap: after 10,000 rpc_ping calls ~45
+ * glibc gives back only the top of that heap: after 10,000 rpc_ping calls (on
+ * the build that still kept reply bodies 5 s, rpc/server.ts) ~45
  * of the agent's ~65 MiB of anonymous memory were free chunks held below a
  * live one. A trim after the idle GC (process/idle-gc.ts) returns them.
  */
