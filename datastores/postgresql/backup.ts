@@ -98,7 +98,9 @@ export async function restoreChain(
 ): Promise<number> {
   const chain = await fetcher.chain(location, checksum, ctx);
   const [full, ...incrementals] = chain;
-  const extract = (dir: string): ToolSpec => ({ file: '/usr/bin/tar', args: ['-x', '--no-same-owner', '-C', dir] });
+  // 128 KiB records (-b 256, -B reassembling them from the pipe's short reads) instead of tar's
+  // 10 KiB: a 10 KiB write per record cost tar about twice the system time on a 2 GB data dir.
+  const extract = (dir: string): ToolSpec => ({ file: '/usr/bin/tar', args: ['-x', '--no-same-owner', '-b', '256', '-B', '-C', dir] });
   ctx.log.info({ full: full!.location, incrementals: incrementals.length }, 'restoring backup chain');
   await fetcher.restoreInto(full!.location, full!.checksum, extract(paths.dataDir), ctx);
   for (const inc of incrementals) await fetcher.restoreInto(inc.location, inc.checksum, extract(paths.archive), ctx);
