@@ -4,7 +4,7 @@
  * at the bench's Swift, the agent's create_backup measured in its own
  * process, and a restore fetcher that times the fetch apart from prepare.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -14,6 +14,12 @@ import { createSwiftClient } from '../src/backup/swift-client.ts';
 import type { BackupFetcher, Datastore, OpContext } from '../src/datastore.ts';
 
 export const benchCtx = (): OpContext => ({ log: pino({ level: 'silent' }), signal: new AbortController().signal });
+
+/**
+ * Flushes what earlier rows left in the page cache, so that no timed row pays for the writeback
+ * of the one before it (a restore writes gigabytes that the kernel writes back for seconds after).
+ */
+export const settle = (): void => void execFileSync('sync');
 
 /** A bash pipeline, timed; `/usr/bin/time -f %M -o "$DIR/<file>"` on a stage writes its peak RSS (KiB) there. */
 export function shell(script: string, env: Record<string, string | undefined>): Promise<{ seconds: number; out: string }> {

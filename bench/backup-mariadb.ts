@@ -33,7 +33,7 @@ import { freePort } from '../test/integration/harness/ports.ts';
 import { mariabackupHome, runTroveTool, toolRestored, toolSaved, TROVE_SRC } from '../test/integration/harness/trove-tool.ts';
 import { startKeystone, type KeystoneInfo } from '../test/integration/setup/keystone.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
-import { measureBackup, peakKiB, shell, shQuote, timedFetcher, type OursBackup } from './backup-common.ts';
+import { measureBackup, peakKiB, settle, shell, shQuote, timedFetcher, type OursBackup } from './backup-common.ts';
 import { runShipped } from './shipped.ts';
 
 const silent = pino({ level: 'silent' });
@@ -107,6 +107,7 @@ async function troveTool(ks: KeystoneInfo, srcDir: string, dir: string): Promise
   const home = join(dir, 'trove-home');
   mariabackupHome(home, srcDir);
   const pw = /password = (.*)/.exec(readFileSync(join(srcDir, 'os_admin.cnf'), 'utf8'))![1]!;
+  settle();
   let t = performance.now();
   const out = await runTroveTool(ks, 'mariabackup', ['--backup', `--backup-id=trove-${Date.now()}`, '--db-host=localhost', '--db-user=os_admin', `--db-password=${pw}`, '--swift-container=bench'],
     [['tmpfs', '/var/lib/mysql']], { HOME: home });
@@ -116,6 +117,7 @@ async function troveTool(ks: KeystoneInfo, srcDir: string, dir: string): Promise
   const head = await createSwiftClient({ storageUrl: ks.storageUrl, token: ks.userToken }).head('bench', saved.location.split('/').at(-1)!);
   const varLib = join(dir, 'trove-restore');
   mkdirSync(join(varLib, 'data'), { recursive: true });
+  settle();
   t = performance.now();
   const r = await runTroveTool(ks, 'mariabackup', ['--nobackup', `--restore-from=${saved.location}`, `--restore-checksum=${saved.checksum}`], [[varLib, '/var/lib/mysql']]);
   const restore = (performance.now() - t) / 1000;
@@ -161,6 +163,7 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
       // The same pipe uploading to the same Swift (one PUT, the token from a header file): what Swift costs on these cores.
       ['raw: mariabackup | zstd -T0 -3 | curl -T - → Swift', `| ${time('zc.rss')} zstd -T0 -3 -q | curl -sS -f -o /dev/null -H @"$HDR" -T - "$URL"`, 'zc.rss'],
     ] as const) {
+      settle();
       const r = await shell(`${tool} 2>/dev/null ${tail}`, { DIR: dir, HDR: hdr, URL: rawZstUrl });
       if (!rss) streamBytes = Number(r.out.trim());
       raw.push([name, r.seconds, rss ? peakKiB(dir, rss) / 1024 : 0]);
@@ -168,7 +171,9 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
     }
     await plan.cleanup();
 
+    settle();
     const gz = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(segmentMaxSize), 'gzip'], info.token);
+    settle();
     const zs = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(segmentMaxSize), 'zstd'], info.token);
     const trove = keystone ? await troveTool(keystone.info, srcDir, dir) : null;
     await source.lifecycle.close();
@@ -176,6 +181,7 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
     // Raw restore of our gzip object: what a shell does with Trove's format.
     const target = join(dir, 'raw-restore');
     const rawRestore = async (decompress: string, url: string) => {
+      settle();
       const r = await shell(
         `mkdir -p "$T" && curl -sS -f -H @"$HDR" "$URL" | ${decompress} | ${MBSTREAM} -x -C "$T" && ${MARIABACKUP} --prepare --target-dir="$T" 2>/dev/null`,
         { HDR: hdr, URL: url, T: target },
@@ -186,8 +192,10 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
     const rr = await rawRestore('gzip -dc', gz.location);
     const rrz = await rawRestore('zstd -dcq', rawZstUrl);
     type Restored = { seconds: number; fetchSeconds: number; peakRssKiB: number; baselineKiB: number; rows: number };
+    settle();
     const rg = await child<Restored>(['--ours-restore', info.storageUrl, join(dir, 'restore-gz'), gz.location, gz.checksum], info.token);
     rmSync(join(dir, 'restore-gz'), { recursive: true, force: true });
+    settle();
     const rz = await child<Restored>(['--ours-restore', info.storageUrl, join(dir, 'restore-zst'), zs.location, zs.checksum], info.token);
     for (const r of [rg, rz]) if (r.rows !== filled.rows) throw new Error(`restored ${r.rows} rows, expected ${filled.rows}`);
 

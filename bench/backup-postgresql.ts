@@ -10,6 +10,7 @@
  *           pg_basebackup … -z | curl -T - <Swift>          (its exact flag: pg_basebackup gzips in its own process)
  *   ours:   the agent's create_backup (the datastore's plan → runBackup → Swift), gzip and zstd
  *   restore anchor: curl <gzip object> | gzip -dc | tar -x   (Trove's restore command is `tar xzf - -C <datadir>`)
+ *   restore raw:    curl <zstd object> | zstd -dc | tar -x -b 256 -B   (the agent's tools and flags, no agent)
  *   restore ours:   prepare(backup_info) of a new PostgreSQL datastore (checksum, decompress, tar -x,
  *                   archive recovery, server started), from the gzip and the zstd backup
  * The raw and anchor rows use the very command line the agent's plan builds
@@ -33,7 +34,7 @@ import { createSwiftClient } from '../src/backup/swift-client.ts';
 import type { Datastore, PrepareRequest } from '../src/datastore.ts';
 import { freePort } from '../test/integration/harness/ports.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
-import { measureBackup, peakKiB, shell, shQuote, timedFetcher, type OursBackup } from './backup-common.ts';
+import { measureBackup, peakKiB, settle, shell, shQuote, timedFetcher, type OursBackup } from './backup-common.ts';
 import { runShipped } from './shipped.ts';
 
 const BIN = '/usr/lib/postgresql/15/bin';
@@ -178,6 +179,7 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
       ['raw: pg_basebackup | gzip -6 > /dev/null', `| ${time('gz.rss')} gzip -6 > /dev/null`, 'gz.rss'],
       ['raw: pg_basebackup | zstd -T0 -3 > /dev/null', `| ${time('zs.rss')} zstd -T0 -3 -q > /dev/null`, 'zs.rss'],
     ] as const) {
+      settle();
       const r = await shell(`${tool} ${tail}`, toolEnv);
       if (!rss) streamBytes = Number(r.out.trim());
       raw.push([name, r.seconds, rss ? peakKiB(dir, rss) / 1024 : 0]);
@@ -189,10 +191,13 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     await createSwiftClient({ storageUrl: info.storageUrl, token: info.token }).putContainer('bench');
     const curl = (f: string) => `${time(f)} curl -sS -f -o /dev/null -w '%{size_upload}' -H @"$HDR" -T - "$URL"`;
     const anchorUrl = `${info.storageUrl}/bench/anchor-gzip.tar.gz`;
+    settle();
     const ag = await shell(`${tool} | ${time('ag.rss')} gzip -6 | ${curl('agc.rss')}`, { ...toolEnv, HDR: hdr, URL: anchorUrl });
+    settle();
     const az = await shell(`${tool} -z | ${curl('azc.rss')}`, { ...toolEnv, HDR: hdr, URL: `${info.storageUrl}/bench/anchor-z.tar.gz` });
     // The raw zstd pipe uploading to the same Swift: what Swift itself costs on these cores.
     const rawZstUrl = `${info.storageUrl}/bench/raw.tar.zst`;
+    settle();
     const zc = await shell(`${tool} | ${time('zc.rss')} zstd -T0 -3 -q | ${curl('zcc.rss')}`, { ...toolEnv, HDR: hdr, URL: rawZstUrl });
     const anchors: Array<[string, number, number, number]> = [
       ["anchor: Trove's codec, one gzip, curl to Swift", ag.seconds, Number(ag.out), (peakKiB(dir, 'ag.rss') + peakKiB(dir, 'agc.rss')) / 1024],
@@ -200,13 +205,16 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     ];
     await plan.cleanup();
 
+    settle();
     const gz = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(port), String(segmentMaxSize), 'gzip'], info.token);
+    settle();
     const zs = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(port), String(segmentMaxSize), 'zstd'], info.token);
     await source.lifecycle.close();
 
     // Trove's restore of its own object: curl | gzip -dc | tar -x (its command is `tar xzf - -C <datadir>`).
     const target = join(dir, 'raw-restore');
     mkdirSync(target);
+    settle();
     const rr = await shell(`curl -sS -f -H @"$HDR" "$URL" | gzip -dc | tar -x -C "$T"`, { HDR: hdr, URL: anchorUrl, T: target });
     if (!existsSync(join(target, 'PG_VERSION'))) throw new Error('the raw restore has no PG_VERSION');
     // What Trove's agent does next (postgres manager, prepare): recovery.signal, then start the
@@ -214,11 +222,15 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     const anchorStart = await startRestored(target);
     rmSync(target, { recursive: true, force: true });
     mkdirSync(target);
-    const rrz = await shell(`curl -sS -f -H @"$HDR" "$URL" | zstd -dcq | tar -x -C "$T"`, { HDR: hdr, URL: rawZstUrl, T: target });
+    settle();
+    // The same tools with the agent's tar flags (128 KiB records): what the agent's own work costs on top.
+    const rrz = await shell(`curl -sS -f -H @"$HDR" "$URL" | zstd -dcq | tar -x -b 256 -B -C "$T"`, { HDR: hdr, URL: rawZstUrl, T: target });
     rmSync(target, { recursive: true, force: true });
     type Restored = { seconds: number; fetchSeconds: number; peakRssKiB: number; baselineKiB: number; rows: number };
+    settle();
     const rg = await child<Restored>(['--ours-restore', info.storageUrl, join(dir, 'restore-gz'), gz.location, gz.checksum], info.token);
     rmSync(join(dir, 'restore-gz'), { recursive: true, force: true });
+    settle();
     const rz = await child<Restored>(['--ours-restore', info.storageUrl, join(dir, 'restore-zst'), zs.location, zs.checksum], info.token);
     for (const r of [rg, rz]) if (r.rows !== expected) throw new Error(`restored ${r.rows} pgbench_accounts rows, expected ${expected}`);
 
@@ -234,7 +246,7 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     row('ours: create_backup zstd → Swift', zs.seconds, zs.size, zs.peakRssKiB / 1024);
     row('restore anchor: curl | gzip -dc | tar -x', rr.seconds, null, 0);
     row('restore anchor, then its server start (recovery)', rr.seconds + anchorStart, null, 0);
-    row('restore raw: curl | zstd -dc | tar -x', rrz.seconds, null, 0);
+    row('restore raw: curl | zstd -dc | tar -x -b 256 -B', rrz.seconds, null, 0);
     row('restore ours from gzip (prepare, server started)', rg.seconds, null, rg.peakRssKiB / 1024);
     row('restore ours from zstd (prepare, server started)', rz.seconds, null, rz.peakRssKiB / 1024);
     const [, rawZs] = raw[2]!;

@@ -26,7 +26,7 @@ import { createSwiftClient } from '../src/backup/swift-client.ts';
 import type { Datastore, PrepareRequest } from '../src/datastore.ts';
 import { freePort } from '../test/integration/harness/ports.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
-import { measureBackup, peakKiB, shell, timedFetcher, type OursBackup } from './backup-common.ts';
+import { measureBackup, peakKiB, settle, shell, timedFetcher, type OursBackup } from './backup-common.ts';
 import { runShipped } from './shipped.ts';
 
 const silent = pino({ level: 'silent' });
@@ -144,18 +144,22 @@ export async function benchRedis(bytes: number, segMiB: number | undefined): Pro
     const url = `${info.storageUrl}/bench/anchor-${Date.now()}.rdb.gz`;
     const time = (f: string) => `/usr/bin/time -f %M -o "$DIR/${f}"`;
     const env = { DIR: dir, HDR: hdr, URL: url, SOCK: socketOf(srcDir), REDISCLI_AUTH: adminPassword(srcDir) };
+    settle();
     const aBackup = await shell(
       `/usr/bin/redis-cli -s "$SOCK" --user os_admin --no-auth-warning --rdb - 2>/dev/null | ${time('gzip.rss')} gzip -6 | ${time('curl.rss')} curl -sS -f -o /dev/null -w '%{size_upload}' -H @"$HDR" -T - "$URL"`,
       env,
     );
     const anchorRdb = join(dir, 'anchor.rdb');
+    settle();
     const aRestore = await shell(`${time('curl2.rss')} curl -sS -f -H @"$HDR" "$URL" | ${time('gunzip.rss')} gzip -dc | ${time('dd.rss')} dd of="$OUT" bs=1M status=none`, { ...env, OUT: anchorRdb });
     const rdbBytes = statSync(anchorRdb).size;
     rmSync(anchorRdb);
 
+    settle();
     const ob = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(segmentMaxSize)], info.token);
     // The source's memory goes back before the restore runs a second server.
     await source.lifecycle.close();
+    settle();
     const or = await child<Measured & { fetchSeconds: number; keys: number; rdbBytes: number }>(['--ours-restore', info.storageUrl, join(dir, 'target'), ob.location, ob.checksum], info.token);
     if (or.keys !== keys) throw new Error(`restored ${or.keys} keys, expected ${keys}`);
 
