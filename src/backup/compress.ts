@@ -120,15 +120,18 @@ export function compressorTool(codec: Codec, level?: number): CodecTool | null {
 }
 
 /**
- * The program that decompresses `codec`. gzip -d inflates as fast as node:zlib and, as a
- * program of its own, writes into the restore tool without the stream passing through Node.
+ * The program that decompresses `codec`, or null when the agent inflates it itself: Node's
+ * zlib (Chromium's, with SIMD) inflates gzip about three times as fast as `gzip -d` (2 GB of
+ * PostgreSQL or MariaDB backup: 1.3-1.5 s against 4.2-4.6 s of one core here), which pays for
+ * the uncompressed stream passing through Node. zstd's own program writes into the restore
+ * tool without it.
  */
-export function decompressorTool(codec: Codec): CodecTool {
-  return codec === 'zstd' ? { file: ZSTD, args: ['-q', '-d', '-c'] } : { file: GZIP, args: ['-d', '-c'] };
+export function decompressorTool(codec: Codec): CodecTool | null {
+  return codec === 'zstd' ? { file: ZSTD, args: ['-q', '-d', '-c'] } : null;
 }
 
-/** The gzip program (Debian's essential gzip); `GZIP_TOOL` in the environment overrides. */
-const GZIP = process.env['GZIP_TOOL'] ?? 'gzip';
+/** Output chunks of the in-process gunzip: 256 KiB, so the restore tool gets few large writes. */
+export const GUNZIP_CHUNK = 256 * 1024;
 
 export function createCompressor(codec: Codec = 'gzip', level?: number): Duplex {
   const tool = compressorTool(codec, level);
@@ -136,7 +139,7 @@ export function createCompressor(codec: Codec = 'gzip', level?: number): Duplex 
 }
 
 export function createDecompressor(codec: Codec = 'gzip'): Duplex {
-  return codec === 'zstd' ? childFilter(ZSTD, ['-q', '-d', '-c']) : createGunzip();
+  return codec === 'zstd' ? childFilter(ZSTD, ['-q', '-d', '-c']) : createGunzip({ chunkSize: GUNZIP_CHUNK });
 }
 
 /** The codec and encryption an object name says it has: `<id>.<format>.<gz|zst>[.enc]`. */

@@ -2,8 +2,8 @@
  * Streaming backup to Swift and restore from it, as one `stream.pipeline`
  * each: producer stdout → gzip → segmenter (one PUT per segment) → manifest,
  * and GET → gunzip → consumer stdin. Where the codec is a program (zstd both
- * ways, gzip -d for restores) it is wired to the tool's own pipe, so the
- * uncompressed stream goes from process to process without a copy in Node. Objects, segments, manifests, checksums
+ * ways) it is wired to the tool's own pipe, so the uncompressed stream goes
+ * from process to process without a copy in Node. Objects, segments, manifests, checksums
  * and metadata headers are those Trove's backup tool writes and reads
  * (backup/storage/swift.py), so either side can restore the other's backups.
  * A failure or abort anywhere destroys every stage, kills the child and leaves
@@ -12,11 +12,11 @@
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AbortedError, BadRequestError, ChecksumMismatchError } from '../errors.ts';
+import { AbortedError, BadRequestError, ChecksumMismatchError, GuestError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { bytesRead, spawnStreaming } from '../process/exec.ts';
 import { Segmenter, segmentName } from './segmenter.ts';
-import { compressorTool, createCompressor, decompressorTool, describeObjectName, type Codec } from './compress.ts';
+import { compressorTool, createCompressor, createDecompressor, decompressorTool, describeObjectName, type Codec } from './compress.ts';
 import { createDecryptor, createEncryptor } from './encrypt.ts';
 import type { SwiftClient } from './swift-client.ts';
 
@@ -288,9 +288,10 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
     killGraceMs: 2000,
     log,
   });
-  // The decompressing program writes into the restore tool itself: the uncompressed stream,
-  // the bulk of the bytes, never passes through Node.
-  const tool = req.decompress !== false ? decompressorTool(what.codec ?? 'gzip') : null;
+  // zstd's program writes into the restore tool itself: the uncompressed stream never passes
+  // through Node. gzip is inflated here (node:zlib is faster than gzip -d) and written into it.
+  const codecName = req.decompress !== false ? (what.codec ?? 'gzip') : null;
+  const tool = codecName ? decompressorTool(codecName) : null;
   const codec = tool ? await spawnStreaming(tool.file, tool.args, { signal: ac.signal, stdin: 'pipe', stdout: child.stdin!, killGraceMs: 1000, log }) : null;
   // Node ends its own (silent) side of the tool's input once the codec, the other writer, has exited.
   if (codec) {
@@ -301,11 +302,25 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
   const stdin = codec ? codec.child.stdin : child.stdin;
   if (!stdin) throw new Error('consumer has no stdin');
   const children = codec ? [done, codec.done] : [done];
+  // Which stage failed first says what went wrong; the stages after it only fail on what they got.
+  type Stage = 'download' | 'decrypt' | 'gunzip' | 'input';
+  const failed: { first: { stage: Stage; err: Error } | null } = { first: null };
+  const watch = (stage: Stage, stream: NodeJS.EventEmitter) => stream.on('error', (err: Error) => void (failed.first ??= { stage, err }));
+  watch('download', got.body);
+  watch('input', stdin);
   try {
     const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [got.body, count];
-    if (what.encrypted) stages.push(createDecryptor(req.encryptionKey!));
+    if (what.encrypted) stages.push(watch('decrypt', createDecryptor(req.encryptionKey!)) as Transform);
+    if (codecName && !tool) stages.push(watch('gunzip', createDecompressor(codecName)) as Transform);
     stages.push(stdin);
-    const flowing = pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], { signal: ac.signal });
+    const flowing = pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], { signal: ac.signal }).catch((e: unknown) => {
+      // A restore tool may stop reading at its own end of the stream (tar at its end-of-archive
+      // blocks, before the padding after them), and a decompressing program stops at bad data:
+      // Node's write then fails with EPIPE and the exit status of the program that closed decides.
+      const first = failed.first;
+      if (first?.stage === 'input' && (first.err as NodeJS.ErrnoException).code === 'EPIPE') return codec ? codec.done.then(() => done) : done;
+      throw e;
+    });
     await Promise.all(
       [flowing, ...children].map((p) =>
         p.catch((e: unknown) => {
@@ -319,7 +334,25 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
     const childErr = await done.then(() => undefined, (ce: unknown) => ce);
     const codecErr = codec ? await codec.done.then(() => undefined, (ce: unknown) => ce) : undefined;
     if (req.signal?.aborted) throw new AbortedError('restore aborted', { cause: e });
-    // A corrupt or truncated stream fails in the decompressor first; the tool then fails on what it got.
+    const object = `${container}/${name}`;
+    const first = failed.first;
+    switch (first?.stage) {
+      case 'download':
+        throw new GuestError(
+          `the download of backup ${object} broke off after ${size} bytes (${first.err.message}): a segment that no longer matches the manifest, or Swift failing mid-way`,
+          { cause: first.err },
+        );
+      case 'decrypt':
+        throw first.err;
+      case 'gunzip':
+        // AES-CBC with another key deciphers to noise, found out by the decompressor, not by the cipher.
+        if (what.encrypted) throw new BadRequestError(`backup decryption failed (wrong key or corrupt data): ${object} does not decrypt to a gzip stream (${first.err.message})`, { cause: first.err });
+        throw new GuestError(`backup ${object} is corrupt: gunzip failed after ${size} bytes downloaded: ${first.err.message}`, { cause: first.err });
+    }
+    if (what.encrypted && codecErr instanceof Error && !(codecErr instanceof AbortedError)) {
+      throw new BadRequestError(`backup decryption failed (wrong key or corrupt data): ${object} does not decrypt to a ${what.codec} stream (${codecErr.message})`, { cause: codecErr });
+    }
+    // A corrupt stream fails in the decompressing program first; the tool then fails on what it got.
     for (const err of [codecErr, childErr]) if (err instanceof Error && !(err instanceof AbortedError)) throw err;
     throw e;
   }

@@ -45,7 +45,7 @@ describe('backup codecs and encryption', () => {
     });
     expect(plain.toString().split(' ')[0]).toBe(expectedSha256(bytes, id));
     await runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), encryptionKey: KEY, log });
-    await expect(runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), encryptionKey: 'wrong', log })).rejects.toThrow();
+    await expect(runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), encryptionKey: 'wrong', log })).rejects.toThrow(/decryption failed \(wrong key or corrupt data\)/);
     await expect(runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), log })).rejects.toThrow(/no backup encryption key/);
   });
 
@@ -66,6 +66,16 @@ describe('backup codecs and encryption', () => {
     const body = await download(r.location);
     expect(body.readUInt32LE(0)).toBe(0xfd2fb528); // zstd frame magic
     await runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), log });
+  });
+
+  it('zstd encrypted: restores with the key; another key is refused as such, not as a zstd or tool failure', async () => {
+    const id = `zenc-${randomUUID().slice(0, 8)}`;
+    const bytes = MiB;
+    const r = await runBackup({ producer: producer(bytes, id), swift, container, backupId: id, metadata: {}, codec: 'zstd', extension: 'xbstream.zst', encryptionKey: KEY, log });
+    expect(r.location.endsWith(`${id}.xbstream.zst.enc`)).toBe(true);
+    await runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), encryptionKey: KEY, log });
+    await expect(runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), encryptionKey: 'wrong', log }))
+      .rejects.toThrow(/decryption failed \(wrong key or corrupt data\)/);
   });
 
   it('reports progress while the tool streams', async () => {

@@ -135,6 +135,38 @@ describe('runBackup / runRestore against Swift', () => {
     expect(existsSync(started)).toBe(false);
   });
 
+  it('a segment replaced after the backup (same size, other bytes) fails the restore with the reason, not a tool error', async () => {
+    const id = randomUUID();
+    const bytes = Math.round(2.5 * MiB);
+    const r = await runBackup({ producer: producer(bytes, id), swift, container, backupId: id, metadata: meta, segmentMaxSize: MiB, log });
+    expect(r.segments).toBe(3);
+    // Bit rot, or someone writing over a segment: Swift's SLO GET stops at the segment whose ETag no longer matches the manifest.
+    const seg = `${id}_00000001`;
+    const original = Buffer.from(await (await fetch(`${swiftInfo.storageUrl}/${container}/${seg}`, { headers: { 'X-Auth-Token': swiftInfo.token } })).arrayBuffer());
+    const damaged = Buffer.from(original);
+    damaged[damaged.length >> 1]! ^= 0xff;
+    await swift.putObject(container, seg, damaged);
+    const out = join(tmp, `${id}.out`);
+    const err = await runRestore({ location: r.location, checksum: r.checksum, swift, consumer: { file: 'sh', args: ['-c', 'cat > "$0"', out] }, log }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/segment|incomplete|ended before|premature|corrupt/i);
+    expect((err as Error).message).not.toMatch(/^sh |cat/);
+  });
+
+  it('a stored gzip stream that is corrupt inside (its checksum matches what was stored) fails with the decompressor\'s reason', async () => {
+    const id = randomUUID();
+    const raw = execFileSync(node, [join(FIX, 'produce.mjs'), '300000', id], { maxBuffer: 10 * MiB });
+    const gz = gzipSync(raw);
+    for (let i = 100; i < 140; i++) gz[i]! ^= 0x55;
+    const name = `${id}.xbstream.gz`;
+    await swift.putObject(container, name, gz);
+    const checksum = createHash('md5').update(gz).digest('hex');
+    const err = await runRestore({ location: `${swiftInfo.storageUrl}/${container}/${name}`, checksum, swift, consumer: consumer(expectedSha256(300_000, id)), log }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/corrupt/);
+    expect((err as Error).message).not.toMatch(/sha256 mismatch/);
+  });
+
   it('a consumer that rejects the data fails the restore with its exit status', async () => {
     const id = randomUUID();
     const r = await runBackup({ producer: producer(100_000, id), swift, container, backupId: id, metadata: meta, log });
@@ -161,12 +193,13 @@ describe('runBackup / runRestore against Swift', () => {
   });
 
   it('a consumer that stops at its end-of-archive (tar) before reading the last padding: still a success, every time', async () => {
-    // tar exits at its end-of-archive blocks; what gzip -d wrote after them stays unread in the
-    // pipe and tar's side closes under the codec, which exited 0: the exit statuses decide.
+    // tar exits at its end-of-archive blocks; what comes after them (4 MiB of zeros here, more than
+    // any socket buffer holds) stays unwritten: the agent's write into tar's closed stdin fails
+    // with EPIPE, and tar's exit status decides.
     const dir = join(tmp, `tar-${randomUUID()}`);
     execFileSync('mkdir', ['-p', join(dir, 'in')]);
     execFileSync('sh', ['-c', 'head -c 300000 /dev/urandom > "$0/in/data"', dir]);
-    const tar = Buffer.concat([execFileSync('tar', ['-cf', '-', '-C', join(dir, 'in'), 'data'], { maxBuffer: 10 * MiB }), Buffer.alloc(16384)]);
+    const tar = Buffer.concat([execFileSync('tar', ['-cf', '-', '-C', join(dir, 'in'), 'data'], { maxBuffer: 10 * MiB }), Buffer.alloc(4 * MiB)]);
     const gz = gzipSync(tar);
     const name = `${randomUUID()}.tar.gz`;
     await swift.putContainer(container);
