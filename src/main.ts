@@ -94,6 +94,8 @@ export interface DaemonOverrides {
   factory?: DatastoreFactory;
   /** After each quiet spell, one full GC and a malloc_trim (see process/idle-gc.ts): the daemon's own process only. */
   idleGc?: IdleGc;
+  /** How long in-flight calls may run on after a stop before they are aborted (default GRACE_MS; tests shorten it). */
+  graceMs?: number;
 }
 
 export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {}): Promise<Agent> {
@@ -173,6 +175,7 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
     datastoreVersion: c.datastoreVersion,
     encryptionKey: c.backup.encryptionKey,
     compression: c.backup.compression,
+    journalDir: join(s.stateDir, 'backups-running'),
   });
   const section = c.datastoreSections[manager];
   const exposedLogs = section['guest_log_exposed_logs'];
@@ -227,8 +230,10 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
     log: log.child({ component: 'rpc' }),
     onHandled: o.idleGc ? () => o.idleGc!.touch() : undefined,
   });
-  const agent = new Agent({ connection, server, reporter, conductor, datastore, markers, log, graceMs: GRACE_MS });
+  const agent = new Agent({ connection, server, reporter, conductor, datastore, markers, log, graceMs: o.graceMs ?? GRACE_MS });
   await agent.start();
+  // Backups a killed agent left running: FAILED to conductor, their objects removed where the agent can.
+  void backups.recoverInterrupted({ log: log.child({ component: 'backup' }), signal: new AbortController().signal }).catch((err: unknown) => log.error({ err }, 'could not settle interrupted backups'));
   log.info({ topic, exchange: c.controlExchange, datastore: manager, encrypted: secure !== null, state_dir: s.stateDir }, 'guest agent ready');
   if (s.local) {
     process.stderr.write(

@@ -12,8 +12,10 @@
  * the catalog Keystone returns for the caller's token scoped to its project
  * at [service_credentials] auth_url (what Trove 18's backup tool does).
  */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { BackupFetcher, BackupInfo, BackupLink, Datastore, OpContext } from '../datastore.ts';
-import { BadRequestError, GuestError, OperationNotSupportedError } from '../errors.ts';
+import { BadRequestError, GuestError, OperationNotSupportedError, SwiftError } from '../errors.ts';
 import { redactText } from '../log.ts';
 import { runBackup, runRestore, parseLocation } from './pipeline.ts';
 import { CODEC_SUFFIX, type Codec } from './compress.ts';
@@ -45,6 +47,18 @@ export interface BackupServiceOptions {
   compression: Codec;
   /** How often a running backup reports BUILDING with the size so far, ms (default 30 s). */
   progressIntervalMs?: number;
+  /**
+   * Where a running backup is noted (one small file each, no credentials), so that the next start
+   * of an agent killed mid-backup reports it FAILED and removes what it left in Swift. Null: none.
+   */
+  journalDir?: string | null;
+}
+
+/** What the journal keeps of a running backup. */
+interface Running {
+  id: string;
+  container: string;
+  started: string;
 }
 
 export interface CallerContext {
@@ -119,12 +133,21 @@ export function createBackupService(o: BackupServiceOptions) {
     };
   }
 
+  // The backup id is Trove's (a UUID), but it names a file here: hex-encoded, whatever it holds.
+  const journalFile = (id: string): string | null => (o.journalDir ? join(o.journalDir, `${Buffer.from(id).toString('hex')}.json`) : null);
+
   async function create(info: BackupInfo, request: CallerContext, ctx: OpContext): Promise<void> {
     const strategy = o.datastore.backup;
     if (!strategy) throw new OperationNotSupportedError('create_backup', o.datastore.name);
     const type = info.parent ? 'incremental' : 'full';
     const state: Record<string, unknown> = { size: await o.usedGb().catch(() => 0), state: 'BUILDING', backup_type: type };
     await o.updateBackup(info.id, state);
+    const journal = journalFile(info.id);
+    if (journal) {
+      const running: Running = { id: info.id, container: info.swiftContainer ?? o.container, started: new Date().toISOString() };
+      mkdirSync(o.journalDir!, { recursive: true, mode: 0o700 });
+      writeFileSync(journal, JSON.stringify(running) + '\n', { mode: 0o600 });
+    }
     try {
       const swift = swiftFor(request, info);
       let parentMeta: Record<string, string> | null = null;
@@ -174,12 +197,62 @@ export function createBackupService(o: BackupServiceOptions) {
       throw new GuestError(`Failed to create backup ${info.id}, error: ${redactText(err instanceof Error ? err.message : String(err))}`, { cause: err });
     } finally {
       await o.updateBackup(info.id, state).catch((e: unknown) => ctx.log.error({ err: e }, 'update_backup failed'));
+      if (journal) rmSync(journal, { force: true });
     }
+  }
+
+  /**
+   * Backups a killed agent left running (its journal): conductor learns FAILED, and what they
+   * stored in Swift is deleted with the agent's own application credential; without one (the
+   * user's token went with the request) the log names what is left. Called once at start.
+   */
+  async function recoverInterrupted(ctx: OpContext): Promise<string[]> {
+    if (!o.journalDir || !existsSync(o.journalDir)) return [];
+    const recovered: string[] = [];
+    for (const f of readdirSync(o.journalDir).filter((n) => n.endsWith('.json')).sort()) {
+      const file = join(o.journalDir, f);
+      let running: Running;
+      try {
+        running = JSON.parse(readFileSync(file, 'utf8')) as Running;
+        if (typeof running.id !== 'string' || typeof running.container !== 'string') throw new Error('no id or container');
+      } catch (err) {
+        ctx.log.warn({ err, file }, 'unreadable note of a running backup: removed');
+        rmSync(file, { force: true });
+        continue;
+      }
+      const log = ctx.log.child({ backup_id: running.id });
+      log.warn({ started: running.started }, 'a backup was running when the agent stopped without finishing it: reporting it FAILED');
+      try {
+        await o.updateBackup(running.id, { state: 'FAILED', success: false });
+      } catch (err) {
+        log.error({ err }, 'update_backup failed; the backup stays noted for the next start');
+        continue;
+      }
+      if (appCred) {
+        try {
+          const swift = swiftFor({}, null);
+          const left = (await swift.list(running.container, { prefix: running.id, signal: ctx.signal }).catch((e: unknown) => {
+            if (e instanceof SwiftError && e.details.status === 404) return [] as string[];
+            throw e;
+          })).filter((n) => n.startsWith(`${running.id}_`) || n.startsWith(`${running.id}.`));
+          for (const n of left) await swift.delete(running.container, n, { signal: ctx.signal, ignoreMissing: true });
+          log.info({ container: running.container, objects: left.length }, "the interrupted backup's objects were deleted");
+        } catch (err) {
+          log.error({ err, container: running.container, prefix: running.id }, "could not delete the interrupted backup's objects; they stay in Swift");
+        }
+      } else {
+        log.warn({ container: running.container, prefix: running.id },
+          "objects of the interrupted backup may remain in Swift: the agent has no credentials of its own to delete them ([service_credentials] application_credential_id/_secret)");
+      }
+      rmSync(file, { force: true });
+      recovered.push(running.id);
+    }
+    return recovered;
   }
 
   /** A Swift client with the caller's credentials (guest logs publish with it too). */
   const client = (request: CallerContext): SwiftClient => swiftFor(request, null);
-  return { create, fetcher, client };
+  return { create, fetcher, client, recoverInterrupted };
 }
 
 export type BackupService = ReturnType<typeof createBackupService>;

@@ -5,8 +5,9 @@
  * /v3/auth/tokens with the token method scoped to the project, object-store
  * from the returned catalog), and the agent's own application credential.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -215,6 +216,50 @@ describe('the backup service finds Swift through Keystone', () => {
     const container = `bk_appcred_${randomUUID().slice(0, 8)}`;
     const { svc, updates } = service({ authUrl: ks.authUrl, regionName: 'RegionOne', applicationCredential: { id: ks.appCredId, secret: ks.appCredSecret } }, container);
     await backupAndRestore(svc, updates, container, {});
+  });
+
+  it("an agent killed mid-backup: at the next start conductor learns FAILED and the backup's segments are deleted with the agent's credential", async () => {
+    const container = `bk_crash_${randomUUID().slice(0, 8)}`;
+    const journal = join(tmp, `journal-${randomUUID().slice(0, 8)}`);
+    const id = randomUUID();
+    // 8 MB: enough for the parallel gzip to pass blocks on (it holds up to four) and fill segments.
+    const big = join(tmp, 'big.bin');
+    writeFileSync(big, randomBytes(8_000_000));
+    const child = spawn(process.execPath, [join(import.meta.dirname, '../../fixtures/backup/backup-then-hang.ts')], {
+      env: { ...process.env, GA_SOURCE: big, GA_CONTAINER: container, GA_AUTH_URL: ks.authUrl, GA_APP_CRED_ID: ks.appCredId, GA_APP_CRED_SECRET: ks.appCredSecret, GA_JOURNAL: journal, GA_BACKUP_ID: id },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    const listing = async (): Promise<string[]> => {
+      const res = await swiftAt(`${ks.storageUrl}/${container}?format=json`, ks.userToken);
+      return res.status === 200 ? ((await res.json()) as { name: string }[]).map((o) => o.name) : (await res.arrayBuffer(), []);
+    };
+    try {
+      // Segments of 1 MiB are stored while the producer hangs after its 8 MB.
+      const deadline = Date.now() + 30_000;
+      while ((await listing()).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const stored = await listing();
+      expect(stored.length, stderr).toBeGreaterThanOrEqual(2);
+      expect(stored.every((n) => n.startsWith(id))).toBe(true);
+      expect(readdirSync(journal)).toHaveLength(1);
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+    // The next start, with another object of the container that is not the backup's.
+    expect((await swiftAt(`${ks.storageUrl}/${container}/${id}-other`, ks.userToken, { method: 'PUT', body: 'keep' })).status).toBe(201);
+    const updates: Array<[string, Record<string, unknown>]> = [];
+    const next = createBackupService({
+      datastore, updateBackup: async (backupId, fields) => void updates.push([backupId, fields]), usedGb: async () => 0, container, segmentMaxSize: MiB, swiftUrl: null,
+      keystone: { authUrl: ks.authUrl, regionName: 'RegionOne', applicationCredential: { id: ks.appCredId, secret: ks.appCredSecret } },
+      datastoreVersion: '10.11', encryptionKey: null, compression: 'gzip', journalDir: journal,
+    });
+    expect(await next.recoverInterrupted(ctx())).toEqual([id]);
+    expect(updates).toEqual([[id, { state: 'FAILED', success: false }]]);
+    expect(await listing()).toEqual([`${id}-other`]);
+    expect(readdirSync(journal)).toEqual([]);
+    expect(await next.recoverInterrupted(ctx())).toEqual([]);
   });
 
   it('a wrong application credential secret fails the backup with a KeystoneError that does not contain the secret', async () => {

@@ -35,6 +35,8 @@ export interface TestAgentOptions {
   root?: string;
   /** The agent's log level (default warn). Its lines go through the agent's own logger (redaction included) into logText(). */
   logLevel?: string;
+  /** How long in-flight calls may run on after agent.stop() before they are aborted (the daemon's default is 20 s). */
+  graceMs?: number;
 }
 
 export interface TestAgent {
@@ -94,7 +96,7 @@ export async function startTestAgent(o: TestAgentOptions): Promise<TestAgent> {
     },
   });
   const log = o.log ?? (process.env['GA_TEST_LOG'] ? pino({ level: process.env['GA_TEST_LOG'] }) : createLogger({ level: o.logLevel ?? 'warn', destination: sink }));
-  const agent = await runDaemon(settings, log, { factory: o.factory });
+  const agent = await runDaemon(settings, log, { factory: o.factory, ...(o.graceMs !== undefined ? { graceMs: o.graceMs } : {}) });
   const levels = new Set(['warn', 'error', 'fatal', '40', '50', '60']);
   const tail = () => all.filter((l) => levels.has(/"level":"?(\w+)"?/.exec(l)?.[1] ?? '')).slice(-50).join('\n');
   return { agent, stateDir, confDir, root, logTail: tail, logText: () => all.join('\n') };

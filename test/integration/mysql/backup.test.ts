@@ -1,6 +1,7 @@
 // Backups of a MariaDB instance into a real Swift, full then incremental,
 // sent by Trove's own client with the user's token and service catalog, and
 // a new instance prepared from the incremental one with all the data back.
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createMysqlDatastore } from '../../../datastores/mysql/index.ts';
@@ -8,7 +9,8 @@ import { startTestAgent, type TestAgent } from '../harness/agent.ts';
 import { freePort } from '../harness/ports.ts';
 import { PythonCaller, PythonConductor, type ConductorCast, serviceStatus as status } from '../harness/python-peer.ts';
 import { connectSql } from '../../../datastores/mysql/sql.ts';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createSwiftClient } from '../../../src/backup/swift-client.ts';
 
 const rabbit = inject('rabbit');
@@ -17,6 +19,7 @@ const swift = inject('swift');
 const KEY = 'backup-key-' + randomUUID();
 const source = randomUUID();
 const target = randomUUID();
+const stopped = randomUUID();
 const context = {
   auth_token: swift.token,
   service_catalog: [{ type: 'object-store', name: 'swift', endpoints: [{ region: 'RegionOne', publicURL: swift.storageUrl }] }],
@@ -25,6 +28,7 @@ let a: TestAgent;
 let b: TestAgent;
 let callA: PythonCaller;
 let callB: PythonCaller;
+let callC: PythonCaller;
 let conductor: PythonConductor;
 
 function adminSql(ta: TestAgent) {
@@ -34,10 +38,11 @@ function adminSql(ta: TestAgent) {
 const prepareArgs = { memory_mb: 512, packages: '', databases: [], users: [], ds_version: '10.11', config_contents: '[mysqld]\ninnodb_buffer_pool_size = 64M\n' };
 
 beforeAll(async () => {
-  [callA, callB, conductor] = await Promise.all([
+  [callA, callB, callC, conductor] = await Promise.all([
     PythonCaller.start({ url: rabbit.url, guestId: source, key: KEY }),
     PythonCaller.start({ url: rabbit.url, guestId: target, key: KEY }),
-    PythonConductor.start({ url: rabbit.url, keys: { [source]: KEY, [target]: KEY }, queue: conductorQueue }),
+    PythonCaller.start({ url: rabbit.url, guestId: stopped, key: KEY }),
+    PythonConductor.start({ url: rabbit.url, keys: { [source]: KEY, [target]: KEY, [stopped]: KEY }, queue: conductorQueue }),
   ]);
   a = await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: await freePort(), factory: createMysqlDatastore });
   await callA.api('prepare', { ...prepareArgs, databases: [{ _name: 'shop' }] });
@@ -47,7 +52,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await a?.agent.stop();
   await b?.agent.stop();
-  await Promise.all([callA?.close(), callB?.close(), conductor?.close()]);
+  await Promise.all([callA?.close(), callB?.close(), callC?.close(), conductor?.close()]);
 });
 
 async function backup(id: string, parent: { location: string; checksum: string } | null): Promise<ConductorCast> {
@@ -118,5 +123,62 @@ describe('mariabackup to Swift and back', () => {
     await callA.api('create_backup', { backup_info: { id, instance_id: source, datastore: 'mariadb', datastore_version: '10.11' } });
     const done = await conductor.waitFor((c) => c.method === 'update_backup' && c.kwargs['backup_id'] === id && c.kwargs['state'] !== 'BUILDING', 30_000, from);
     expect(done.kwargs).toMatchObject({ state: 'FAILED', success: false });
+  });
+
+  it('an agent stopped mid-backup kills mariabackup, leaves no segment in Swift, and conductor learns FAILED; a killed one reports it at its next start', async () => {
+    // 1 MiB segments and ~150 MB of incompressible rows: the backup is still uploading when the agent stops.
+    const c = await startTestAgent({
+      conductorQueue, transportUrl: rabbit.url, guestId: stopped, key: KEY, datastorePort: await freePort(), factory: createMysqlDatastore,
+      extraConf: '[DEFAULT]\nbackup_segment_max_size = 1048576\n', graceMs: 200,
+    });
+    try {
+      await callC.api('prepare', prepareArgs);
+      await conductor.waitFor((m) => m.kwargs['instance_id'] === stopped && status(m) === 'healthy', 120_000);
+      const db = adminSql(c);
+      await db.query('CREATE DATABASE big');
+      await db.query('CREATE TABLE big.blobs (id INT PRIMARY KEY, b VARBINARY(1024)) ENGINE=InnoDB');
+      for (let i = 0; i < 3; i++) await db.query(`INSERT INTO big.blobs SELECT ${i * 50_000} + seq, RANDOM_BYTES(1024) FROM big.seq_1_to_50000`);
+      await db.end();
+      const id = 'b-stop-' + randomUUID().slice(0, 8);
+      const from = conductor.received.length;
+      await callC.api('create_backup', {
+        backup_info: { id, instance_id: stopped, location: null, type: 'InnoBackupEx', checksum: null, datastore: 'mariadb', datastore_version: '10.11' },
+      }, { context, notification: true });
+      const client = createSwiftClient({ storageUrl: swift.storageUrl, token: swift.token });
+      const ours = async () => (await client.list('database_backups').catch(() => [] as string[])).filter((n) => n.startsWith(id));
+      const deadline = Date.now() + 60_000;
+      while ((await ours()).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect((await ours()).length).toBeGreaterThanOrEqual(2);
+      const tool = () => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('mariabackup') && l.includes(c.stateDir));
+      expect(tool().length).toBe(1);
+      // A running backup is noted in the state dir (what a killed agent's next start reads).
+      const journal = join(c.stateDir, 'backups-running');
+      expect(readdirSync(journal).map((f) => JSON.parse(readFileSync(join(journal, f), 'utf8')).id)).toEqual([id]);
+      await c.agent.stop();
+      const done = await conductor.waitFor((m) => m.method === 'update_backup' && m.kwargs['backup_id'] === id && m.kwargs['state'] !== 'BUILDING', 10_000, from);
+      expect(done.kwargs).toMatchObject({ state: 'FAILED', success: false });
+      expect(await ours()).toEqual([]);
+      expect(tool()).toEqual([]);
+      expect(readdirSync(journal)).toEqual([]);
+
+      // Had the agent been killed instead, its note would still be there: the next start reports the backup FAILED.
+      const killed = 'b-killed-' + randomUUID().slice(0, 8);
+      writeFileSync(join(journal, `${Buffer.from(killed).toString('hex')}.json`), JSON.stringify({ id: killed, container: 'database_backups', started: new Date().toISOString() }));
+      const at = conductor.received.length;
+      const again = await startTestAgent({
+        conductorQueue, transportUrl: rabbit.url, guestId: stopped, key: KEY, datastorePort: await freePort(), factory: createMysqlDatastore, root: c.root, graceMs: 200,
+      });
+      try {
+        const failed = await conductor.waitFor((m) => m.method === 'update_backup' && m.kwargs['backup_id'] === killed, 30_000, at);
+        expect(failed.kwargs).toMatchObject({ state: 'FAILED', success: false });
+        expect(readdirSync(journal)).toEqual([]);
+        // No credentials of its own here (the user's token left with the request): it says what may be left.
+        expect(again.logText()).toContain('objects of the interrupted backup may remain in Swift');
+      } finally {
+        await again.agent.stop();
+      }
+    } finally {
+      await c.agent.stop();
+    }
   });
 });
