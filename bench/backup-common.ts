@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import type { Codec } from '../src/backup/compress.ts';
 import { createBackupService, type CallerContext } from '../src/backup/service.ts';
 import { createSwiftClient } from '../src/backup/swift-client.ts';
+import { exposeMinorGc } from '../src/process/idle-gc.ts';
 import type { BackupFetcher, Datastore, OpContext } from '../src/datastore.ts';
 
 export const benchCtx = (): OpContext => ({ log: pino({ level: 'silent' }), signal: new AbortController().signal });
@@ -64,6 +65,7 @@ export async function measureBackup(o: {
   const service = createBackupService({
     datastore: o.datastore, updateBackup: async (_id, fields) => void (final = fields), usedGb: async () => 0,
     container: 'bench', segmentMaxSize: o.segmentMaxSize, swiftUrl: null, datastoreVersion: o.version, encryptionKey: null, compression: o.codec,
+    minorGc: exposeMinorGc(), // as the daemon composes it (src/main.ts)
   });
   const t = performance.now();
   await service.create({ id: `ours-${o.codec}-${Date.now()}`, datastore: o.name, datastoreVersion: o.version }, catalogFor(o.storageUrl, o.token), benchCtx());
@@ -83,6 +85,7 @@ export function timedFetcher(datastore: Datastore, version: string, storageUrl: 
   const service = createBackupService({
     datastore, updateBackup: async () => {}, usedGb: async () => 0,
     container: 'bench', segmentMaxSize: 2 ** 31, swiftUrl: null, datastoreVersion: version, encryptionKey: null, compression: 'gzip',
+    minorGc: exposeMinorGc(),
   });
   const real = service.fetcher(catalogFor(storageUrl, token), null);
   let seconds = 0;

@@ -19,6 +19,7 @@ import { pino } from 'pino';
 import { CODEC_SUFFIX, type Codec } from '../src/backup/compress.ts';
 import { runBackup } from '../src/backup/pipeline.ts';
 import { createSwiftClient } from '../src/backup/swift-client.ts';
+import { exposeMinorGc } from '../src/process/idle-gc.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
 import { runShipped } from './shipped.ts';
 
@@ -46,6 +47,7 @@ async function ours(storageUrl: string, token: string, bytes: number, segmentMax
     metadata: { datastore: 'mariadb', datastore_version: '10.11' },
     segmentMaxSize,
     log: pino({ level: 'silent' }),
+    minorGc: exposeMinorGc(), // as the daemon composes it
   });
   const seconds = (performance.now() - t) / 1000;
   // ru_maxrss of this process (KiB), excluding children (the producer).

@@ -52,6 +52,8 @@ export interface BackupServiceOptions {
    * of an agent killed mid-backup reports it FAILED and removes what it left in Swift. Null: none.
    */
   journalDir?: string | null;
+  /** V8's minor GC for the pipelines to pace the buffers streamed through Node (null: none). */
+  minorGc?: (() => void) | null;
 }
 
 /** What the journal keeps of a running backup. */
@@ -128,7 +130,7 @@ export function createBackupService(o: BackupServiceOptions) {
         return chain;
       },
       async restoreInto(location, checksum, consumer, ctx: OpContext) {
-        await runRestore({ location, checksum: checksum ?? undefined, swift, consumer, encryptionKey: o.encryptionKey, signal: ctx.signal, log: ctx.log });
+        await runRestore({ location, checksum: checksum ?? undefined, swift, consumer, encryptionKey: o.encryptionKey, signal: ctx.signal, log: ctx.log, minorGc: o.minorGc });
       },
     };
   }
@@ -176,6 +178,7 @@ export function createBackupService(o: BackupServiceOptions) {
           }),
           signal: ctx.signal,
           log: ctx.log.child({ backup_id: info.id }),
+          minorGc: o.minorGc,
           progressIntervalMs: o.progressIntervalMs,
           // `trove backup-show` moves while a long backup runs.
           onProgress: (p) => {

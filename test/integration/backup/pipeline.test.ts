@@ -76,6 +76,17 @@ describe('runBackup / runRestore against Swift', () => {
     await runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), log });
   });
 
+  it('paces V8 with a minor GC per 8 MiB that passes through Node, both ways', async () => {
+    const id = randomUUID();
+    const bytes = 20 * MiB;
+    let backupGcs = 0;
+    const r = await runBackup({ producer: producer(bytes, id), swift, container, backupId: id, metadata: meta, segmentMaxSize: 8 * MiB, log, minorGc: () => void backupGcs++ });
+    expect(backupGcs).toBe(2); // 20 MiB from the tool into the agent's gzip
+    let restoreGcs = 0;
+    await runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), log, minorGc: () => void restoreGcs++ });
+    expect(restoreGcs).toBe(2); // 20 MiB inflated by the agent into the restore tool
+  });
+
   it('a self-compressing tool (pg_basebackup -z): no gzip stage, <id>.tar.gz, restored without gunzip', async () => {
     const id = randomUUID();
     const bytes = 1_200_000;
