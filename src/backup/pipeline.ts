@@ -88,7 +88,6 @@ function checkName(what: string, v: string): void {
   if (!NAME.test(v)) throw new BadRequestError(`invalid ${what} ${JSON.stringify(v)}`);
 }
 
-/** An AbortController following `outer`, so a failing stage can stop the rest too. */
 /** Bytes through Node between two minor GCs: the chunks' buffers go then, not ~64 MB later. */
 const GC_EVERY_BYTES = 8 * 1024 * 1024;
 
@@ -108,6 +107,7 @@ function gcPacer(minorGc: (() => void) | null | undefined): Transform | null {
   });
 }
 
+/** An AbortController following `outer`, so a failing stage can stop the rest too. */
 function linked(outer: AbortSignal | undefined): AbortController {
   const ac = new AbortController();
   if (outer?.aborted) ac.abort(outer.reason);
@@ -327,10 +327,12 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
   const stdin = codec ? codec.child.stdin : child.stdin;
   if (!stdin) throw new Error('consumer has no stdin');
   const children = codec ? [done, codec.done] : [done];
-  // Which stage failed first says what went wrong; the stages after it only fail on what they got.
+  // Which stage failed first says what went wrong; the stages after it only fail on what they got,
+  // and those that fail once a child's failure has stopped everything say nothing new.
   type Stage = 'download' | 'decrypt' | 'gunzip' | 'input';
   const failed: { first: { stage: Stage; err: Error } | null } = { first: null };
-  const watch = (stage: Stage, stream: NodeJS.EventEmitter) => stream.on('error', (err: Error) => void (failed.first ??= { stage, err }));
+  const watch = (stage: Stage, stream: NodeJS.EventEmitter) =>
+    stream.on('error', (err: Error) => void (ac.signal.aborted || (failed.first ??= { stage, err })));
   watch('download', got.body);
   watch('input', stdin);
   try {

@@ -186,6 +186,17 @@ describe('runBackup / runRestore against Swift', () => {
     expect((err as ProcessError).details.exitCode).toBe(1);
   });
 
+  it('a restore tool that fails while the agent still streams into it fails the restore with its exit status, not as a broken download', async () => {
+    const id = randomUUID();
+    const bytes = 6 * MiB;
+    const r = await runBackup({ producer: producer(bytes, id), swift, container, backupId: id, metadata: meta, log });
+    for (const consumer of [`head -c 100000 > /dev/null; exit 3`, `exec 0<&-; sleep 0.3; exit 3`]) {
+      const err = await runRestore({ location: r.location, checksum: r.checksum, swift, consumer: { file: 'sh', args: ['-c', consumer] }, log }).catch((e: unknown) => e);
+      expect(err, consumer).toBeInstanceOf(ProcessError);
+      expect((err as ProcessError).details.exitCode).toBe(3);
+    }
+  });
+
   it("restores an object uploaded the way Trove's tool does (gzip stream, plain PUT, md5 checksum)", async () => {
     const id = randomUUID();
     const raw = execFileSync(node, [join(FIX, 'produce.mjs'), '500000', id], { maxBuffer: 10 * MiB });
