@@ -11,42 +11,40 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-/**
- * V8's gc(), exposed at run time (a context created after --expose-gc gets it); null if V8
- * refuses. It runs V8's "last resort" flavour, the full GC that compacts and gives the freed
- * heap pages back, which otherwise wait for V8's memory reducer (~10 s of idleness): after
- * 10,000 pings the first idle pass left RSS at 72.5 MiB with it, 84.8 MiB with a plain
- * full GC. A V8 that does not know the option runs a plain full GC.
- */
-export function exposeGc(): (() => void) | null {
+type V8Gc = (options?: { type: string; execution?: string; flavor?: string }) => void;
+
+/** V8's gc(), exposed at run time (a context created after --expose-gc gets it); null if V8 refuses. */
+function v8Gc(): V8Gc | null {
   try {
     setFlagsFromString('--expose-gc');
     const gc: unknown = runInNewContext('gc');
-    if (typeof gc !== 'function') return null;
-    const collect = gc as (options?: { type: string; execution: string; flavor: string }) => void;
-    return () => collect({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    return typeof gc === 'function' ? (gc as V8Gc) : null;
   } catch {
     return null;
   }
 }
 
 /**
- * V8's minor (young generation) GC, exposed the same way; null if V8 refuses. A stream of
- * gigabytes through Node leaves each chunk's buffer to die young, but nothing in the small JS
- * heap makes V8 scavenge, and the buffers' memory (external to the heap) starts a full GC only
- * every ~64 MB: a gunzip of 2 GB into a child peaked at 125 MiB RSS, 71 MiB with a minor GC
- * after each 8 MiB, at no CPU cost (1.84 vs 1.63 s). The backup pipelines pace with it.
+ * V8's "last resort" full GC, the one that compacts and gives the freed heap pages back, which
+ * otherwise wait for V8's memory reducer (~10 s of idleness): after 10,000 pings the first idle
+ * pass left RSS at 72.5 MiB with it, 84.8 MiB with a plain full GC. A V8 that does not know the
+ * option runs a plain full GC. Null if V8 refuses to expose gc().
+ */
+export function exposeGc(): (() => void) | null {
+  const gc = v8Gc();
+  return gc && (() => gc({ type: 'major', execution: 'sync', flavor: 'last-resort' }));
+}
+
+/**
+ * V8's minor (young generation) GC; null if V8 refuses. A stream of gigabytes through Node
+ * leaves each chunk's buffer to die young, but nothing in the small JS heap makes V8 scavenge,
+ * and the buffers' memory (external to the heap) starts a full GC only every ~64 MB: a gunzip
+ * of 2 GB into a child peaked at 125 MiB RSS, 71 MiB with a minor GC after each 8 MiB, at no
+ * CPU cost (1.84 vs 1.63 s). The backup pipelines pace with it.
  */
 export function exposeMinorGc(): (() => void) | null {
-  try {
-    setFlagsFromString('--expose-gc');
-    const gc: unknown = runInNewContext('gc');
-    if (typeof gc !== 'function') return null;
-    const collect = gc as (options?: { type: string }) => void;
-    return () => collect({ type: 'minor' });
-  } catch {
-    return null;
-  }
+  const gc = v8Gc();
+  return gc && (() => gc({ type: 'minor' }));
 }
 
 /** V8's full GC, then the trim; null when neither is there. */
