@@ -1,13 +1,16 @@
 // The command line as an operator uses it: a bad config file stops the agent
 // with a message naming the file and option; a local run answers and exits 0
 // on SIGTERM; `guestagent call` talks to it.
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, inject, it, onTestFinished } from 'vitest';
 import { testDir } from '../tmp.ts';
+import { freePort } from './harness/ports.ts';
+import { PythonConductor, serviceStatus } from './harness/python-peer.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -61,6 +64,59 @@ describe('guestagent command line', () => {
     expect(Date.now() - t).toBeLessThan(30_000);
     // npm ci built native/build/malloc-trim.node and the launcher found it (else a warning says why).
     expect(stdout + stderr).not.toContain('malloc_trim unavailable');
+  });
+
+  it.each([
+    ['mysql', '10.11', /mysqld|mariadbd/],
+    ['postgresql', '15', /postgres/],
+  ])('%s: an agent killed in the middle of prepare reports failed to spawn when started again, and does not prepare again', async (datastore, version, server) => {
+    const dir = testDir('ga-cli-kill-');
+    chmodSync(dir, 0o711); // a self-run PostgreSQL runs as postgres and must get through to its data directory
+    const state = join(dir, 'state');
+    const queue = `trove-conductor-${randomUUID()}`;
+    const conf = join(dir, 'trove-guestagent.conf');
+    writeFileSync(conf, `[DEFAULT]\ncontrol_exchange = trove\nconductor_queue = ${queue}\nreport_interval = 2\n`);
+    const env = { ...process.env, GUESTAGENT_RPC_KEY: 'kill-test-key' };
+    const agentArgs = ['--config-file', conf, '--datastore', datastore, '--state-dir', state, '--transport-url', transport, '--datastore-port', String(await freePort()), '--log-level', 'warn'];
+    const start = () => {
+      const child = spawn(BIN, agentArgs, { stdio: ['ignore', 'pipe', 'pipe'], env });
+      let stderr = '';
+      for (const s of [child.stdout, child.stderr]) s.on('data', (d: Buffer) => (stderr += d.toString()));
+      onTestFinished(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      });
+      return { child, output: () => stderr };
+    };
+    // The killed agent's mysqld outlives it, as a crashed agent's server would: stopped by hand after the test.
+    const servers = () => execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' }).split('\n').filter((l) => server.test(l) && l.includes(state)).map((l) => Number(l.trim().split(/\s+/)[0]));
+    onTestFinished(() => void servers().forEach((pid) => process.kill(pid, 'SIGKILL')));
+    const call = (...args: string[]) => run(NODE, [BIN, 'call', '--config-file', conf, '--state-dir', state, '--transport-url', transport, '--timeout', '5', ...args], { timeout: 30_000, env });
+    const first = start();
+    expect(await firstPing(call)).toBe('true');
+    const guestId = readFileSync(join(state, 'guest-id'), 'utf8').trim();
+    const conductor = await PythonConductor.start({ url: rabbit.url, keys: { [guestId]: 'kill-test-key' }, queue });
+    onTestFinished(() => conductor.close());
+    await call('--cast', 'prepare', JSON.stringify({ memory_mb: 512, packages: '', databases: [{ _name: 'shop' }], users: [], ds_version: version }));
+    // Killed once prepare has begun (its start marker), before it ends.
+    const marker = join(state, '.guestagent.prepare.start');
+    for (let i = 0; i < 400 && !existsSync(marker); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(existsSync(marker)).toBe(true);
+    first.child.kill('SIGKILL');
+    await new Promise((r) => first.child.once('exit', r));
+    expect(existsSync(join(state, '.guestagent.prepare.end'))).toBe(false);
+
+    const from = conductor.received.length;
+    const second = start();
+    const failed = await conductor.waitFor((c) => c.kwargs['instance_id'] === guestId && serviceStatus(c) === 'failed to spawn', 30_000, from);
+    expect(failed.method).toBe('heartbeat');
+    expect(second.output()).toContain('an earlier prepare did not complete');
+    // Trove does not send prepare twice; were it sent, the agent would not run it again.
+    await call('--cast', 'prepare', JSON.stringify({ memory_mb: 512, packages: '', databases: [], users: [], ds_version: version }));
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(existsSync(join(state, '.guestagent.prepare.end'))).toBe(false);
+    expect(await call('rpc_ping').then((r) => r.stdout.trim())).toBe('true');
+    second.child.kill('SIGTERM');
+    await new Promise((r) => second.child.once('exit', r));
   });
 
   it('speaks sd_notify under a Type=notify unit: STATUS while connecting, READY=1, watchdog pings, STOPPING=1', async () => {
