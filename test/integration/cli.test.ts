@@ -104,12 +104,15 @@ describe('guestagent command line', () => {
     first.child.kill('SIGKILL');
     await new Promise((r) => first.child.once('exit', r));
     expect(existsSync(join(state, '.guestagent.prepare.end'))).toBe(false);
+    // What the killed agent had already sent is on its way: only what comes after the restart counts.
+    await new Promise((r) => setTimeout(r, 1000));
 
     const from = conductor.received.length;
     const second = start();
+    for (let i = 0; i < 300 && !second.output().includes('an earlier prepare did not complete'); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(second.output()).toContain('an earlier prepare did not complete');
     const failed = await conductor.waitFor((c) => c.kwargs['instance_id'] === guestId && serviceStatus(c) === 'failed to spawn', 30_000, from);
     expect(failed.method).toBe('heartbeat');
-    expect(second.output()).toContain('an earlier prepare did not complete');
     // Trove does not send prepare twice; were it sent, the agent would not run it again.
     await call('--cast', 'prepare', JSON.stringify({ memory_mb: 512, packages: '', databases: [], users: [], ds_version: version }));
     await new Promise((r) => setTimeout(r, 2500));
