@@ -91,17 +91,24 @@ function checkName(what: string, v: string): void {
 /** Bytes through Node between two minor GCs: the chunks' buffers go then, not ~64 MB later. */
 const GC_EVERY_BYTES = 8 * 1024 * 1024;
 
-/** A pass-through that runs `minorGc` after each GC_EVERY_BYTES; null without one. */
-function gcPacer(minorGc: (() => void) | null | undefined): Transform | null {
-  if (!minorGc) return null;
+/** Runs `minorGc` after each GC_EVERY_BYTES it is told of; a no-op without one. */
+function gcPacer(minorGc: (() => void) | null | undefined): (bytes: number) => void {
+  if (!minorGc) return () => {};
   let since = 0;
+  return (bytes) => {
+    since += bytes;
+    if (since >= GC_EVERY_BYTES) {
+      since -= GC_EVERY_BYTES;
+      minorGc();
+    }
+  };
+}
+
+/** A pass-through stage that tells `onBytes` the size of each chunk (counts, GC pacing). */
+function tap(onBytes: (bytes: number) => void): Transform {
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      since += chunk.length;
-      if (since >= GC_EVERY_BYTES) {
-        since = 0;
-        minorGc();
-      }
+      onBytes(chunk.length);
       cb(null, chunk);
     },
   });
@@ -157,12 +164,7 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
   let progress: NodeJS.Timeout | null = null;
   try {
     let counted = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        counted += chunk.length;
-        cb(null, chunk);
-      },
-    });
+    const pace = gcPacer(req.minorGc);
     // What the codec program has read from the tool (Linux's per-process I/O count), else what passed here.
     // The count only grows: an exited, not yet reaped codec reads as 0 there (seen once in the suite).
     let sourceSeen = 0;
@@ -174,10 +176,14 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
       log.info({ source_bytes: p.sourceBytes, stored_bytes: p.storedBytes, mb_per_s: Math.round(p.mbPerSec * 10) / 10 }, 'backup progress');
       req.onProgress?.(p);
     }, req.progressIntervalMs ?? 30_000);
-    const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [stdout];
-    const pacer = gcPacer(req.minorGc);
-    if (pacer) stages.push(pacer);
-    if (!codec) stages.push(counter);
+    // What passes through Node: the tool's raw stream for gzip, zstd's output otherwise (not the source).
+    const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [
+      stdout,
+      tap((n) => {
+        if (!codec) counted += n;
+        pace(n);
+      }),
+    ];
     if (req.compress !== false && !codec) stages.push(createCompressor(req.codec ?? 'gzip'));
     if (req.encryptionKey) stages.push(createEncryptor(req.encryptionKey));
     stages.push(segmenter);
@@ -297,11 +303,11 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
     throw new ChecksumMismatchError(`backup ${container}/${name}`, req.checksum, got.etag);
   }
   let size = 0;
-  const count = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      size += chunk.length;
-      cb(null, chunk);
-    },
+  // Every buffer through Node counts towards the next minor GC: the download's and, for gzip, what is inflated.
+  const pace = gcPacer(req.minorGc);
+  const count = tap((n) => {
+    size += n;
+    pace(n);
   });
   const { child, done, command } = await spawnStreaming(req.consumer.file, req.consumer.args, {
     signal: ac.signal,
@@ -335,20 +341,25 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
     stream.on('error', (err: Error) => void (ac.signal.aborted || (failed.first ??= { stage, err })));
   watch('download', got.body);
   watch('input', stdin);
+  // The program may close its input while Node is not writing: no EPIPE then, only a close
+  // before the end, which the pipeline passes on to the other stages as their failure.
+  stdin.once('close', () => {
+    if (!(stdin as NodeJS.WritableStream & { writableFinished?: boolean }).writableFinished && !ac.signal.aborted) {
+      failed.first ??= { stage: 'input', err: new Error('the restore tool closed its input before the end of the stream') };
+    }
+  });
   try {
     const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [got.body, count];
     if (what.encrypted) stages.push(watch('decrypt', createDecryptor(req.encryptionKey!)) as Transform);
     if (codecName && !tool) stages.push(watch('gunzip', createDecompressor(codecName)) as Transform);
-    // After the decompressor: what Node inflates is the bulk; the download's chunks go with it.
-    const pacer = gcPacer(req.minorGc);
-    if (pacer) stages.push(pacer);
+    if (codecName && !tool) stages.push(tap(pace));
     stages.push(stdin);
     const flowing = pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], { signal: ac.signal }).catch((e: unknown) => {
       // A restore tool may stop reading at its own end of the stream (tar at its end-of-archive
       // blocks, before the padding after them), and a decompressing program stops at bad data:
-      // Node's write then fails with EPIPE and the exit status of the program that closed decides.
-      const first = failed.first;
-      if (first?.stage === 'input' && (first.err as NodeJS.ErrnoException).code === 'EPIPE') return codec ? codec.done.then(() => done) : done;
+      // Node's write then fails (EPIPE, or the input is closed) and the exit status of the
+      // program that closed it decides.
+      if (failed.first?.stage === 'input') return codec ? codec.done.then(() => done) : done;
       throw e;
     });
     await Promise.all(
