@@ -17,6 +17,8 @@ import { spawnStreaming } from '../process/exec.ts';
 export type Codec = 'gzip' | 'zstd';
 
 export const CODEC_SUFFIX: Record<Codec, string> = { gzip: 'gz', zstd: 'zst' };
+/** The bytes each codec's stream starts with (RFC 1952 ID1 ID2 CM=deflate; RFC 8878 frame magic). */
+export const CODEC_MAGIC: Record<Codec, Buffer> = { gzip: Buffer.from([0x1f, 0x8b, 0x08]), zstd: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]) };
 
 const gzipAsync = promisify(gzip);
 

@@ -36,18 +36,44 @@ export function createEncryptor(pass: string | Buffer, salt: Buffer = randomByte
   });
 }
 
-/** Decrypts a stream written by createEncryptor or by `openssl enc` with the same options. */
-export function createDecryptor(pass: string | Buffer): Transform {
+export interface DecryptOptions {
+  /**
+   * How the stream starts when it was never encrypted (the codec's magic). Trove's own tool
+   * (backup/drivers/base.py, since Victoria) names a backup `.enc` whenever it is given a key
+   * but writes it in the clear; such a stream is passed on unchanged, and onPlain is told.
+   */
+  plainMagic?: Buffer;
+  onPlain?: () => void;
+}
+
+/**
+ * Decrypts a stream written by createEncryptor or by `openssl enc` with the same options.
+ * Without a key (null) only a stream that turns out to be in the clear gets through.
+ */
+export function createDecryptor(pass: string | Buffer | null, o: DecryptOptions = {}): Transform {
   let head: Buffer = Buffer.alloc(0);
   let decipher: Decipheriv | null = null;
+  let plain = false;
   const fail = (): Error => new BadRequestError('encrypted backup has no OpenSSL "Salted__" header (wrong format or not encrypted)');
+  const noKey = (): Error => new BadRequestError('the backup is encrypted and no backup encryption key is configured');
+  const isPlain = (b: Buffer) => !!o.plainMagic && b.length >= o.plainMagic.length && b.subarray(0, o.plainMagic.length).equals(o.plainMagic);
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
       try {
+        if (plain) { cb(null, chunk); return; }
         if (!decipher) {
           head = Buffer.concat([head, chunk]);
           if (head.length < 16) { cb(); return; }
+          if (isPlain(head)) {
+            plain = true;
+            o.onPlain?.();
+            const all = head;
+            head = Buffer.alloc(0);
+            cb(null, all);
+            return;
+          }
           if (!head.subarray(0, 8).equals(MAGIC)) { cb(fail()); return; }
+          if (pass === null) { cb(noKey()); return; }
           const { key, iv } = deriveKeyIv(pass, head.subarray(8, 16));
           decipher = createDecipheriv('aes-256-cbc', key, iv);
           chunk = head.subarray(16);
@@ -60,7 +86,12 @@ export function createDecryptor(pass: string | Buffer): Transform {
       }
     },
     flush(cb: TransformCallback) {
-      if (!decipher) { cb(fail()); return; }
+      if (plain) { cb(); return; }
+      if (!decipher) {
+        if (isPlain(head)) { o.onPlain?.(); cb(null, head); return; }
+        cb(fail());
+        return;
+      }
       try {
         cb(null, decipher.final());
       } catch (e) {
@@ -69,4 +100,3 @@ export function createDecryptor(pass: string | Buffer): Transform {
     },
   });
 }
-

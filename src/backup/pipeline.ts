@@ -16,7 +16,7 @@ import { AbortedError, BadRequestError, ChecksumMismatchError, GuestError } from
 import type { Logger } from '../log.ts';
 import { bytesRead, spawnStreaming } from '../process/exec.ts';
 import { Segmenter, segmentName } from './segmenter.ts';
-import { compressorTool, createCompressor, createDecompressor, decompressorTool, describeObjectName, type Codec } from './compress.ts';
+import { CODEC_MAGIC, compressorTool, createCompressor, createDecompressor, decompressorTool, describeObjectName, type Codec } from './compress.ts';
 import { createDecryptor, createEncryptor } from './encrypt.ts';
 import type { SwiftClient } from './swift-client.ts';
 
@@ -294,7 +294,6 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
   const { log } = req;
   // The object's name says how it was written: `.enc` encrypted, `.gz`/`.zst` compressed.
   const what = describeObjectName(name);
-  if (what.encrypted && !req.encryptionKey) throw new BadRequestError(`backup ${name} is encrypted and no backup encryption key is configured`);
   const ac = linked(req.signal);
   const got = await req.swift.get(container, name, { signal: ac.signal });
   if (!req.checksum) log.warn({ object: `${container}/${name}` }, 'restoring without a checksum to verify');
@@ -350,7 +349,12 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
   });
   try {
     const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [got.body, count];
-    if (what.encrypted) stages.push(watch('decrypt', createDecryptor(req.encryptionKey!)) as Transform);
+    if (what.encrypted) {
+      // Without a key only an `.enc` object that was never encrypted (Trove's tool) gets through.
+      const onPlain = () => log.warn({ object: `${container}/${name}` }, 'backup named .enc is not encrypted (as Trove\'s backup tool writes it when given a key); restoring it as it is');
+      const decrypt = createDecryptor(req.encryptionKey ?? null, { plainMagic: CODEC_MAGIC[what.codec ?? 'gzip'], onPlain });
+      stages.push(watch('decrypt', decrypt) as Transform);
+    }
     if (codecName && !tool) stages.push(watch('gunzip', createDecompressor(codecName)) as Transform);
     if (codecName && !tool) stages.push(tap(pace));
     stages.push(stdin);
@@ -384,7 +388,7 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
           { cause: first.err },
         );
       case 'decrypt':
-        throw first.err;
+        throw new BadRequestError(`backup ${object}: ${first.err.message}`, { cause: first.err });
       case 'gunzip':
         // AES-CBC with another key deciphers to noise, found out by the decompressor, not by the cipher.
         if (what.encrypted) throw new BadRequestError(`backup decryption failed (wrong key or corrupt data): ${object} does not decrypt to a gzip stream (${first.err.message})`, { cause: first.err });

@@ -8,9 +8,12 @@
  * PostgreSQL full + incremental) restored by Trove's tool.
  *
  * Debian does not package the tool and its code is not ours to vendor, so
- * this file runs only when GA_TROVE_SRC names a checkout of openstack/trove
+ * these run only when GA_TROVE_SRC names a checkout of openstack/trove
  * (tag 18.0.0: `git clone --branch 18.0.0 https://opendev.org/openstack/trove`);
- * without it the tests are reported skipped. The tool runs with Debian's
+ * without it they are reported skipped. The backups the tool made here are
+ * also kept as data (test/fixtures/backup/trove-18, written when
+ * GA_TROVE_CAPTURE names a directory too), and the last block restores them
+ * on every run. The tool runs with Debian's
  * python3 and its oslo/keystoneauth1/swiftclient packages (python3-trove's
  * dependencies), as root, in a private mount namespace where /var/lib/mysql
  * is an empty tmpfs: it creates its incremental scratch directory there, and
@@ -22,7 +25,7 @@ import pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, openSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -33,6 +36,7 @@ import { connectSql } from '../../../datastores/mysql/sql.ts';
 import { createBackupService, type CallerContext } from '../../../src/backup/service.ts';
 import type { BackupInfo, Datastore, OpContext, PrepareRequest } from '../../../src/datastore.ts';
 import { freePort } from '../harness/ports.ts';
+import { capture, FIXTURE_KEY, FIXTURES, recorded, replay, type RecordedBackup } from '../harness/trove-fixtures.ts';
 import { mariabackupHome, runTroveTool as runTool, toolRestored, toolSaved, TROVE_SRC } from '../harness/trove-tool.ts';
 
 const ks = inject('keystone');
@@ -61,6 +65,12 @@ function saved(out: string): { location: string; checksum: string } {
   return r!;
 }
 
+/** Records a backup the tool made as test/fixtures data (GA_TROVE_CAPTURE; see harness/trove-fixtures.ts). */
+const record = (name: string, made: { location: string; checksum: string }, rows: Array<{ id: number; name: string }>, key: string | null, server: string) =>
+  capture(name, made.location, made.checksum, { storageUrl: ks.storageUrl, token: ks.userToken }, {
+    key, rows, made: `Trove 18.0.0 backup/main.py, ${server}, ${new Date().toISOString().slice(0, 10)}`,
+  });
+
 function service(ds: Datastore, encryptionKey: string | null, datastoreVersion = '10.11') {
   const updates: Record<string, unknown>[] = [];
   const svc = createBackupService({
@@ -71,6 +81,44 @@ function service(ds: Datastore, encryptionKey: string | null, datastoreVersion =
   });
   return { svc, updates };
 }
+
+async function rows(stateDir: string): Promise<Array<{ id: number; name: string }>> {
+  const db = admin(stateDir);
+  try {
+    return await db.query('SELECT id, name FROM shop.items ORDER BY id');
+  } finally {
+    await db.end();
+  }
+}
+
+/** The agent's restore: a new MariaDB prepared from the backup, as prepare(backup_info) does. */
+async function agentRestore(dir: string, opened: Datastore[], location: string, checksum: string, key: string | null = KEY): Promise<string> {
+  const ds = mariadb(dir, await freePort());
+  opened.push(ds);
+  await ds.lifecycle.prepare(prepareRequest({ id: basename(dir), location, checksum }), ctx(), service(ds, key).svc.fetcher(caller, null));
+  return dir;
+}
+
+const client = (at: { host: string; port: number }, user: string, password?: string, database = 'shop') => new pg.Client({ host: at.host, port: at.port, user, password, database });
+async function itemsAt(c: pg.Client): Promise<Array<{ id: number; name: string }>> {
+  await c.connect();
+  try {
+    return (await c.query<{ id: number; name: string }>('SELECT id, name FROM items ORDER BY id')).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+async function agentPg(stateDir: string, opened: Datastore[]): Promise<{ ds: Datastore; stateDir: string; port: number }> {
+  mkdirSync(stateDir, { mode: 0o711 });
+  const port = await freePort();
+  const ds = createPostgresDatastore({ log, section: {}, runner: 'process', stateDir, port, events: {} });
+  opened.push(ds);
+  return { ds, stateDir, port };
+}
+const agentClient = (a: { stateDir: string; port: number }, database = 'shop') =>
+  client({ host: join(a.stateDir, 'run'), port: a.port }, 'os_admin', readFileSync(join(a.stateDir, 'os_admin.pass'), 'utf8').trim(), database);
+const pgRequest = (backupInfo: PrepareRequest['backupInfo']): PrepareRequest => ({ ...prepareRequest(backupInfo), configContents: '', dsVersion: '15' });
 
 describe.skipIf(!TROVE_SRC)("Trove 18's own backup tool and the agent read each other's MariaDB backups", () => {
   let tmp: string;
@@ -86,10 +134,10 @@ describe.skipIf(!TROVE_SRC)("Trove 18's own backup tool and the agent read each 
     // incremental in /var/lib/mysql/<checksum> to rename files from there: one directory stands in.
     runTroveTool('mariabackup', args, [[varLibMysql ?? 'tmpfs', '/var/lib/mysql']], { HOME: home });
 
-  async function rows(stateDir: string): Promise<Array<{ id: number; name: string }>> {
-    const db = admin(stateDir);
+  async function serverVersion(): Promise<string> {
+    const db = admin(srcDir);
     try {
-      return await db.query('SELECT id, name FROM shop.items ORDER BY id');
+      return `MariaDB ${(await db.query<{ v: string }>('SELECT VERSION() AS v'))[0]!.v}`;
     } finally {
       await db.end();
     }
@@ -99,15 +147,6 @@ describe.skipIf(!TROVE_SRC)("Trove 18's own backup tool and the agent read each 
     const db = admin(srcDir);
     await db.query(`INSERT INTO shop.items VALUES ${values}`);
     await db.end();
-  }
-
-  /** The agent's restore: a new MariaDB prepared from the backup, as prepare(backup_info) does. */
-  async function agentRestore(name: string, location: string, checksum: string): Promise<string> {
-    const dir = join(tmp, name);
-    const ds = mariadb(dir, await freePort());
-    opened.push(ds);
-    await ds.lifecycle.prepare(prepareRequest({ id: name, location, checksum }), ctx(), service(ds, KEY).svc.fetcher(caller, null));
-    return dir;
   }
 
   /** Trove's restore into an empty directory, then the rows read from a plain mariadbd started on it. */
@@ -165,16 +204,30 @@ describe.skipIf(!TROVE_SRC)("Trove 18's own backup tool and the agent read each 
     const id = randomUUID();
     troveFull = saved(await troveTool([...toolArgs(), `--backup-id=${id}`]));
     expect(troveFull.location).toBe(`${ks.storageUrl}/database_backups/${id}.xbstream.gz`);
-    const dir = await agentRestore('agent-from-trove-full', troveFull.location, troveFull.checksum);
-    expect(await rows(dir)).toEqual([{ id: 1, name: 'apple' }, { id: 2, name: 'pear' }]);
+    const dir = await agentRestore(join(tmp, 'agent-from-trove-full'), opened, troveFull.location, troveFull.checksum);
+    const want = [{ id: 1, name: 'apple' }, { id: 2, name: 'pear' }];
+    expect(await rows(dir)).toEqual(want);
+    await record('mariadb-full', troveFull, want, null, await serverVersion());
+  });
+
+  it("restores an encrypted full backup made by Trove's tool with the same backup_aes_cbc_key", async () => {
+    const id = randomUUID();
+    const made = saved(await troveTool([...toolArgs(), `--backup-id=${id}`, `--backup-encryption-key=${FIXTURE_KEY}`]));
+    expect(made.location).toBe(`${ks.storageUrl}/database_backups/${id}.xbstream.gz.enc`);
+    const dir = await agentRestore(join(tmp, 'agent-from-trove-enc'), opened, made.location, made.checksum, FIXTURE_KEY);
+    const want = [{ id: 1, name: 'apple' }, { id: 2, name: 'pear' }];
+    expect(await rows(dir)).toEqual(want);
+    await record('mariadb-full-encrypted', made, want, FIXTURE_KEY, await serverVersion());
   });
 
   it("restores Trove's incremental backup with its parent", async () => {
     await insert("(3, 'plum')");
     const id = randomUUID();
     const inc = saved(await troveTool([...toolArgs(), `--backup-id=${id}`, '--incremental', `--parent-location=${troveFull.location}`, `--parent-checksum=${troveFull.checksum}`]));
-    const dir = await agentRestore('agent-from-trove-inc', inc.location, inc.checksum);
-    expect(await rows(dir)).toEqual([{ id: 1, name: 'apple' }, { id: 2, name: 'pear' }, { id: 3, name: 'plum' }]);
+    const dir = await agentRestore(join(tmp, 'agent-from-trove-inc'), opened, inc.location, inc.checksum);
+    const want = [{ id: 1, name: 'apple' }, { id: 2, name: 'pear' }, { id: 3, name: 'plum' }];
+    expect(await rows(dir)).toEqual(want);
+    await record('mariadb-incremental', inc, want, null, await serverVersion());
   });
 
   it("Trove's tool restores the agent's full and incremental backups", async () => {
@@ -248,15 +301,6 @@ describe.skipIf(!TROVE_SRC)("Trove 18's own backup tool and the agent read each 
     }
     return { host, port };
   }
-  const client = (at: { host: string; port: number }, user: string, password?: string, database = 'shop') => new pg.Client({ host: at.host, port: at.port, user, password, database });
-  async function itemsAt(c: pg.Client): Promise<Array<{ id: number; name: string }>> {
-    await c.connect();
-    try {
-      return (await c.query<{ id: number; name: string }>('SELECT id, name FROM items ORDER BY id')).rows;
-    } finally {
-      await c.end();
-    }
-  }
 
   let postgresIds: { uid: number; gid: number };
   beforeAll(async () => {
@@ -270,17 +314,6 @@ describe.skipIf(!TROVE_SRC)("Trove 18's own backup tool and the agent read each 
     if (tmp && !process.env['GA_KEEP_AGENT']) rmSync(tmp, { recursive: true, force: true });
   });
 
-  async function agentPg(name: string): Promise<{ ds: Datastore; stateDir: string; port: number }> {
-    const stateDir = join(tmp, name);
-    mkdirSync(stateDir, { mode: 0o711 });
-    const port = await freePort();
-    const ds = createPostgresDatastore({ log, section: {}, runner: 'process', stateDir, port, events: {} });
-    opened.push(ds);
-    return { ds, stateDir, port };
-  }
-  const agentClient = (a: { stateDir: string; port: number }, database = 'shop') =>
-    client({ host: join(a.stateDir, 'run'), port: a.port }, 'os_admin', readFileSync(join(a.stateDir, 'os_admin.pass'), 'utf8').trim(), database);
-  const pgRequest = (backupInfo: PrepareRequest['backupInfo']): PrepareRequest => ({ ...prepareRequest(backupInfo), configContents: '', dsVersion: '15' });
 
   it("the agent restores a full backup Trove's tool made", async () => {
     const guest = join(tmp, 'trove-guest');
@@ -308,13 +341,16 @@ describe.skipIf(!TROVE_SRC)("Trove 18's own backup tool and the agent read each 
     const made = saved(out);
     expect(made.location).toBe(`${ks.storageUrl}/database_backups/${id}.tar.gz`);
 
-    const a = await agentPg('agent-from-trove');
+    const a = await agentPg(join(tmp, 'agent-from-trove'), opened);
     await a.ds.lifecycle.prepare(pgRequest({ id, location: made.location, checksum: made.checksum }), ctx(), service(a.ds, null, '15').svc.fetcher(caller, null));
-    expect(await itemsAt(agentClient(a))).toEqual([{ id: 1, name: 'apple' }, { id: 2, name: 'pear' }]);
+    const want = [{ id: 1, name: 'apple' }, { id: 2, name: 'pear' }];
+    expect(await itemsAt(agentClient(a))).toEqual(want);
+    const version = (await run(join(BIN, 'postgres'), ['--version'])).stdout.trim();
+    await record('postgresql-full', made, want, null, version);
   });
 
   it("Trove's tool restores the agent's full and incremental backups, and Trove's recovery replays them", async () => {
-    const a = await agentPg('agent-source');
+    const a = await agentPg(join(tmp, 'agent-source'), opened);
     await a.ds.lifecycle.prepare(pgRequest(null), ctx());
     const c = agentClient(a, 'postgres');
     await c.connect();
@@ -352,5 +388,60 @@ describe.skipIf(!TROVE_SRC)("Trove 18's own backup tool and the agent read each 
     // The agent keeps postgres locked (NOLOGIN); its os_admin comes in through the trust rules.
     const at = await plainServer(pgdata, null, [`restore_command=cp ${archive}/%f "%p"`], 'os_admin');
     expect(await itemsAt(client(at, 'os_admin'))).toEqual([{ id: 1, name: 'apple' }, { id: 2, name: 'pear' }, { id: 3, name: 'plum' }]);
+  });
+});
+
+/**
+ * Backups Trove's tool made here (test/fixtures/backup/trove-18, recorded by the tests above with
+ * GA_TROVE_CAPTURE set), put back into Swift as the tool left them, so that the agent's side of
+ * the interop runs everywhere, CI included, where openstack/trove is not checked out.
+ */
+describe("backups Trove 18's own tool made, recorded, are restored by the agent", () => {
+  const backups = recorded();
+  const find = (name: string): RecordedBackup => {
+    const r = backups.find((b) => b.name === name);
+    if (!r) throw new Error(`no recorded backup ${name} in ${FIXTURES}`);
+    return r;
+  };
+  const at = { storageUrl: ks.storageUrl, token: ks.userToken };
+  let tmp: string;
+  const opened: Datastore[] = [];
+  beforeAll(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'ga-trove-recorded-'));
+    // The PostgreSQL server runs as postgres under it.
+    chmodSync(tmp, 0o755);
+  });
+  afterAll(async () => {
+    for (const ds of opened) await ds.lifecycle.close().catch(() => {});
+    if (tmp && !process.env['GA_KEEP_AGENT']) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('holds MariaDB full, incremental and .enc backups and a PostgreSQL full one, with their metadata', () => {
+    expect(backups.map((b) => b.name).sort()).toEqual(['mariadb-full', 'mariadb-full-encrypted', 'mariadb-incremental', 'postgresql-full']);
+    expect(find('mariadb-incremental').meta).toMatchObject({ 'parent-location': `{storage}/database_backups/${find('mariadb-full').object}`, 'parent-checksum': find('mariadb-full').checksum });
+    expect(find('postgresql-full').meta).toHaveProperty('stop-wal-file');
+  });
+
+  it('MariaDB: the full backup, and the incremental one applied over its parent', async () => {
+    const full = await replay(find('mariadb-full'), at);
+    const inc = await replay(find('mariadb-incremental'), at);
+    expect(await rows(await agentRestore(join(tmp, 'full'), opened, full.location, full.checksum))).toEqual(find('mariadb-full').rows);
+    expect(await rows(await agentRestore(join(tmp, 'incremental'), opened, inc.location, inc.checksum))).toEqual(find('mariadb-incremental').rows);
+  });
+
+  it("MariaDB: the backup the tool named .enc when given a key (it writes it in the clear) restores with the key and without one", async () => {
+    const r = find('mariadb-full-encrypted');
+    expect(r.object).toMatch(/\.xbstream\.gz\.enc$/);
+    const enc = await replay(r, at);
+    expect(await rows(await agentRestore(join(tmp, 'enc-key'), opened, enc.location, enc.checksum, r.key))).toEqual(r.rows);
+    expect(await rows(await agentRestore(join(tmp, 'enc-nokey'), opened, enc.location, enc.checksum, null))).toEqual(r.rows);
+  });
+
+  it('PostgreSQL: the full backup, with the WAL it fetched', async () => {
+    const r = find('postgresql-full');
+    const full = await replay(r, at);
+    const a = await agentPg(join(tmp, 'pg'), opened);
+    await a.ds.lifecycle.prepare(pgRequest({ id: 'pg', location: full.location, checksum: full.checksum }), ctx(), service(a.ds, null, '15').svc.fetcher(caller, null));
+    expect(await itemsAt(agentClient(a))).toEqual(r.rows);
   });
 });

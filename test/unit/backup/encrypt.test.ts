@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createDecryptor, createEncryptor } from '../../../src/backup/encrypt.ts';
-import { createCompressor, createDecompressor } from '../../../src/backup/compress.ts';
+import { CODEC_MAGIC, createCompressor, createDecompressor } from '../../../src/backup/compress.ts';
 
 async function run(input: Buffer, ...stages: NodeJS.ReadWriteStream[]): Promise<Buffer> {
   const out: Buffer[] = [];
@@ -44,5 +44,24 @@ describe('encrypt', () => {
     const data = Buffer.from('abc'.repeat(50_000));
     const enc = await run(data, createCompressor(), createEncryptor('p'));
     expect((await run(enc, createDecryptor('p'), createDecompressor())).equals(data)).toBe(true);
+  });
+
+  it("passes a stream in the clear through when it starts with the codec's magic (Trove's tool names such backups .enc), with or without a key", async () => {
+    const data = Buffer.from('abc'.repeat(50_000));
+    const gz = await run(data, createCompressor());
+    for (const key of ['p', null]) {
+      let told = 0;
+      const out = await run(gz, createDecryptor(key, { plainMagic: CODEC_MAGIC.gzip, onPlain: () => told++ }), createDecompressor());
+      expect(out.equals(data)).toBe(true);
+      expect(told).toBe(1);
+    }
+  });
+
+  it('without a key, an encrypted stream fails saying so; other data still fails on its header', async () => {
+    const enc = await run(await run(Buffer.from('x'.repeat(5000)), createCompressor()), createEncryptor('p'));
+    await expect(run(enc, createDecryptor(null, { plainMagic: CODEC_MAGIC.gzip }))).rejects.toThrow(/encrypted and no backup encryption key is configured/);
+    await expect(run(Buffer.from('PK\x03\x04'.repeat(10)), createDecryptor(null, { plainMagic: CODEC_MAGIC.gzip }))).rejects.toThrow(/Salted__/);
+    // A zstd stream is not taken for a gzip one.
+    await expect(run(Buffer.concat([CODEC_MAGIC.zstd, randomBytes(40)]), createDecryptor('p', { plainMagic: CODEC_MAGIC.gzip }))).rejects.toThrow(/Salted__/);
   });
 });
