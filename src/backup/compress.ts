@@ -30,7 +30,9 @@ export const GZIP_BLOCK_SIZE = 1024 * 1024;
  * member, compressed on libuv's thread pool; members are written in input
  * order. A file of concatenated members is one valid gzip stream (RFC 1952
  * §2.2): `gzip -d`, Python's gzip module (Trove's tool) and node's gunzip
- * read it whole. At most `parallel` blocks are in flight, so memory stays
+ * read it whole. A member is passed on as soon as it and those before it
+ * are ready (the first segment of a backup does not wait for more input
+ * than one block). At most `parallel` blocks are in flight, so memory stays
  * at a few MiB whatever the stream's size, and a slow consumer holds the
  * producer back through the usual stream backpressure.
  */
@@ -40,7 +42,9 @@ export class ParallelGzip extends Transform {
   readonly #parallel: number;
   #buffered: Buffer[] = [];
   #bufferedBytes = 0;
-  #inFlight: Promise<Buffer>[] = [];
+  /** Blocks being compressed, oldest first; `out` once its member is ready. */
+  #inFlight: Array<{ out: Buffer | null; settled: Promise<void> }> = [];
+  #failed: Error | null = null;
   #members = 0;
 
   constructor(opts: { level?: number | undefined; blockSize?: number | undefined; parallel?: number | undefined } = {}) {
@@ -61,21 +65,39 @@ export class ParallelGzip extends Transform {
     this.#pump(true).then(() => cb(), (e: unknown) => cb(e as Error));
   }
 
+  /** Passes on every member that is ready, in input order, as soon as it is. */
+  #drain(): void {
+    while (this.#inFlight[0]?.out) this.push(this.#inFlight.shift()!.out);
+  }
+
+  /** Waits for the oldest block; throws what any block failed with. */
+  async #settleOldest(): Promise<void> {
+    await this.#inFlight[0]!.settled;
+    if (this.#failed) throw this.#failed;
+  }
+
   /** Starts every full block (and, at the end, the rest), keeping at most `parallel` in flight. */
   async #pump(end: boolean): Promise<void> {
+    if (this.#failed) throw this.#failed;
     while (this.#bufferedBytes >= this.#blockSize || (end && (this.#bufferedBytes > 0 || this.#members === 0))) {
       const all = this.#buffered.length === 1 ? this.#buffered[0]! : Buffer.concat(this.#buffered);
       const block = all.subarray(0, this.#blockSize);
       const rest = all.subarray(block.length);
       this.#buffered = rest.length > 0 ? [rest] : [];
       this.#bufferedBytes = rest.length;
-      const member = gzipAsync(block, { level: this.#level });
-      member.catch(() => {}); // observed in order below
-      this.#inFlight.push(member);
+      const slot: { out: Buffer | null; settled: Promise<void> } = { out: null, settled: Promise.resolve() };
+      slot.settled = gzipAsync(block, { level: this.#level }).then(
+        (member) => {
+          slot.out = member;
+          this.#drain();
+        },
+        (e: unknown) => void (this.#failed ??= e as Error),
+      );
+      this.#inFlight.push(slot);
       this.#members++;
-      while (this.#inFlight.length >= this.#parallel) this.push(await this.#inFlight.shift()!);
+      while (this.#inFlight.length >= this.#parallel) await this.#settleOldest();
     }
-    if (end) while (this.#inFlight.length > 0) this.push(await this.#inFlight.shift()!);
+    if (end) while (this.#inFlight.length > 0) await this.#settleOldest();
   }
 }
 

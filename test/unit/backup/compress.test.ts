@@ -55,6 +55,27 @@ describe('ParallelGzip', () => {
     expect(execFileSync('gzip', ['-d', '-c'], { input: gz }).length).toBe(0);
   });
 
+  it('passes a member on once it is ready, not when more blocks are in flight (a slow producer\'s first segment does not wait)', async () => {
+    const { whole } = textInput(64 * 1024 + 10);
+    const gz = new ParallelGzip({ blockSize: 64 * 1024, parallel: 4 });
+    const out: Buffer[] = [];
+    gz.on('data', (c: Buffer) => out.push(c));
+    gz.write(whole);
+    for (let i = 0; i < 200 && out.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    // One full block in, nothing ended: its member is out, the 10 bytes after it wait for more.
+    expect(out.length).toBe(1);
+    expect(gunzipSync(out[0]!).equals(whole.subarray(0, 64 * 1024))).toBe(true);
+    const ended = new Promise((r) => gz.on('end', r));
+    gz.end();
+    await ended;
+    expect(gunzipSync(Buffer.concat(out)).equals(whole)).toBe(true);
+  });
+
+  it('a failing block fails the stream', async () => {
+    const gz = new ParallelGzip({ blockSize: 1024, parallel: 2, level: 42 });
+    await expect(run([randomBytes(5000)], gz)).rejects.toThrow();
+  });
+
   it('incompressible data round-trips', async () => {
     const data = randomBytes(2 * 1024 * 1024 + 7);
     const gz = await run([data.subarray(0, 100), data.subarray(100)], new ParallelGzip({ parallel: 2 }));
