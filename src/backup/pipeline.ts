@@ -122,6 +122,21 @@ function linked(outer: AbortSignal | undefined): AbortController {
   return ac;
 }
 
+/** Waits for all of `parts`; the first to fail aborts `ac` (stopping the others) and is thrown. */
+async function allOrAbort(ac: AbortController, parts: Array<Promise<unknown>>): Promise<void> {
+  await Promise.all(
+    parts.map((p) =>
+      p.catch((e: unknown) => {
+        ac.abort();
+        throw e;
+      }),
+    ),
+  );
+}
+
+/** What a settled child failed with, or undefined when it succeeded (or is absent). */
+const failureOf = async (p: Promise<unknown> | undefined): Promise<unknown> => p?.then(() => undefined, (e: unknown) => e);
+
 export async function runBackup(req: BackupRequest): Promise<BackupResult> {
   checkName('container', req.container);
   checkName('backup id', req.backupId);
@@ -190,19 +205,12 @@ export async function runBackup(req: BackupRequest): Promise<BackupResult> {
     const flowing = pipeline(stages as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], { signal: ac.signal });
     // Any side failing stops the others: a dead child ends the stream, a
     // failed upload must kill the children.
-    await Promise.all(
-      [flowing, ...children].map((p) =>
-        p.catch((e: unknown) => {
-          ac.abort();
-          throw e;
-        }),
-      ),
-    );
+    await allOrAbort(ac, [flowing, ...children]);
   } catch (e) {
     if (progress) clearInterval(progress);
     // Wait until the children are really gone (SIGKILL after the grace period) before reporting.
-    const childErr = await done.then(() => undefined, (ce: unknown) => ce);
-    const codecErr = codec ? await codec.done.then(() => undefined, (ce: unknown) => ce) : undefined;
+    const childErr = await failureOf(done);
+    const codecErr = await failureOf(codec?.done);
     await cleanup(swift, container, segmenter.started, log);
     if (req.signal?.aborted) throw new AbortedError('backup aborted', { cause: e });
     // Prefer the tool's own failure, then the codec's: the stream errors they cause are secondary.
@@ -366,18 +374,11 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
       if (failed.first?.stage === 'input') return codec ? codec.done.then(() => done) : done;
       throw e;
     });
-    await Promise.all(
-      [flowing, ...children].map((p) =>
-        p.catch((e: unknown) => {
-          ac.abort();
-          throw e;
-        }),
-      ),
-    );
+    await allOrAbort(ac, [flowing, ...children]);
   } catch (e) {
     got.body.destroy();
-    const childErr = await done.then(() => undefined, (ce: unknown) => ce);
-    const codecErr = codec ? await codec.done.then(() => undefined, (ce: unknown) => ce) : undefined;
+    const childErr = await failureOf(done);
+    const codecErr = await failureOf(codec?.done);
     if (req.signal?.aborted) throw new AbortedError('restore aborted', { cause: e });
     const object = `${container}/${name}`;
     const first = failed.first;
