@@ -344,6 +344,8 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
   // and those that fail once a child's failure has stopped everything say nothing new.
   type Stage = 'download' | 'decrypt' | 'gunzip' | 'input';
   const failed: { first: { stage: Stage; err: Error } | null } = { first: null };
+  // An `.enc` object that turned out to be in the clear: a failure after it is corruption, not a key.
+  let inTheClear = false;
   const watch = (stage: Stage, stream: NodeJS.EventEmitter) =>
     stream.on('error', (err: Error) => void (ac.signal.aborted || (failed.first ??= { stage, err })));
   watch('download', got.body);
@@ -359,7 +361,10 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
     const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [got.body, count];
     if (what.encrypted) {
       // Without a key only an `.enc` object that was never encrypted (Trove's tool) gets through.
-      const onPlain = () => log.warn({ object: `${container}/${name}` }, 'backup named .enc is not encrypted (as Trove\'s backup tool writes it when given a key); restoring it as it is');
+      const onPlain = () => {
+        inTheClear = true;
+        log.warn({ object: `${container}/${name}` }, 'backup named .enc is not encrypted (as Trove\'s backup tool writes it when given a key); restoring it as it is');
+      };
       const decrypt = createDecryptor(req.encryptionKey ?? null, { plainMagic: CODEC_MAGIC[what.codec ?? 'gzip'], onPlain });
       stages.push(watch('decrypt', decrypt) as Transform);
     }
@@ -392,10 +397,10 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
         throw new BadRequestError(`backup ${object}: ${first.err.message}`, { cause: first.err });
       case 'gunzip':
         // AES-CBC with another key deciphers to noise, found out by the decompressor, not by the cipher.
-        if (what.encrypted) throw new BadRequestError(`backup decryption failed (wrong key or corrupt data): ${object} does not decrypt to a gzip stream (${first.err.message})`, { cause: first.err });
+        if (what.encrypted && !inTheClear) throw new BadRequestError(`backup decryption failed (wrong key or corrupt data): ${object} does not decrypt to a gzip stream (${first.err.message})`, { cause: first.err });
         throw new GuestError(`backup ${object} is corrupt: gunzip failed after ${size} bytes downloaded: ${first.err.message}`, { cause: first.err });
     }
-    if (what.encrypted && codecErr instanceof Error && !(codecErr instanceof AbortedError)) {
+    if (what.encrypted && !inTheClear && codecErr instanceof Error && !(codecErr instanceof AbortedError)) {
       throw new BadRequestError(`backup decryption failed (wrong key or corrupt data): ${object} does not decrypt to a ${what.codec} stream (${codecErr.message})`, { cause: codecErr });
     }
     // A corrupt stream fails in the decompressing program first; the tool then fails on what it got.

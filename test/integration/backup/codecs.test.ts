@@ -58,6 +58,26 @@ describe('backup codecs and encryption', () => {
     await runRestore({ location: `${swiftInfo.storageUrl}/${container}/${id}.xbstream.gz.enc`, checksum: etag, swift, consumer: consumer(expectedSha256(MiB, id)), encryptionKey: KEY, log });
   });
 
+  it("an .enc object in the clear (as Trove's tool writes it given a key) restores with or without a key; corrupt, it is reported corrupt, not as a key problem", async () => {
+    const id = `clear-enc-${randomUUID().slice(0, 8)}`;
+    const data = execFileSync(node, [join(FIX, 'produce.mjs'), String(MiB), id], { maxBuffer: 64 * MiB });
+    const gz = gzipSync(data);
+    await swift.putContainer(container);
+    const { etag } = await swift.putObject(container, `${id}.xbstream.gz.enc`, gz);
+    const location = `${swiftInfo.storageUrl}/${container}/${id}.xbstream.gz.enc`;
+    for (const encryptionKey of [KEY, null]) {
+      await runRestore({ location, checksum: etag, swift, consumer: consumer(expectedSha256(MiB, id)), encryptionKey, log });
+    }
+    // The deflate data broken in the middle, the gzip header intact.
+    const bad = Buffer.from(gz);
+    bad.fill(0xff, 1000, 1400);
+    const broken = await swift.putObject(container, `${id}-bad.xbstream.gz.enc`, bad);
+    const err = await runRestore({ location: location.replace(`${id}.`, `${id}-bad.`), checksum: broken.etag, swift, consumer: consumer(expectedSha256(MiB, id)), encryptionKey: KEY, log }).then(() => null, (e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(Error);
+    expect(err!.message).toMatch(/is corrupt: gunzip failed/);
+    expect(err!.message).not.toMatch(/wrong key/);
+  });
+
   it('zstd: named .zst, multi-segment, restores by the name alone', async () => {
     const id = `zst-${randomUUID().slice(0, 8)}`;
     const bytes = 4 * MiB;
