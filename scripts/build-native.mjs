@@ -1,4 +1,4 @@
-// Compiles native/malloc-trim.c into native/build/malloc-trim.node (a Node-API
+// Compiles native/idle-memory.c into native/build/idle-memory.node (a Node-API
 // module: one binary serves every Node from 18 on). Run by `npm ci`/`npm install`
 // (postinstall, with --optional) and by scripts/build.mjs; needs a C compiler and
 // Node's headers, which the `node` package in node_modules carries. Exit 1 with the
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 const optional = process.argv.includes('--optional');
 const fail = (why) => {
   console.error(`build-native: ${why}`);
-  if (optional) console.error('build-native: continuing without native/build/malloc-trim.node (the agent will not return idle memory; its tests fail)');
+  if (optional) console.error('build-native: continuing without native/build/idle-memory.node (the agent will not return idle memory; its tests fail)');
   process.exit(optional ? 0 : 1);
 };
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -24,11 +24,11 @@ const candidates = [
 ];
 const include = candidates.find((d) => existsSync(join(d, 'node_api.h')));
 if (!include) fail(`node_api.h not found in ${candidates.join(', ')}`);
-const out = join(root, 'native', 'build', 'malloc-trim.node');
+const out = join(root, 'native', 'build', 'idle-memory.node');
 mkdirSync(dirname(out), { recursive: true });
 const cc = process.env.CC || 'cc';
 try {
-  execFileSync(cc, ['-O2', '-Wall', '-Werror', '-shared', '-fPIC', '-I', include, '-o', out, join(root, 'native', 'malloc-trim.c')], { stdio: 'inherit' });
+  execFileSync(cc, ['-O2', '-Wall', '-Werror', '-shared', '-fPIC', '-I', include, '-o', out, join(root, 'native', 'idle-memory.c')], { stdio: 'inherit' });
 } catch (e) {
   fail(`${cc} failed (${e.message}); install a C compiler (Debian: gcc libc6-dev)`);
 }

@@ -19,7 +19,7 @@ writeFileSync(
 );
 chmodSync('dist/bin/guestagent.js', 0o755);
 writeFileSync('dist/package.json', JSON.stringify({ type: 'module' }) + '\n');
-// The malloc_trim module (src/process/malloc-trim.ts), at the same path relative to dist/src as to src.
+// The idle-memory module (src/process/idle-memory.ts: malloc_trim, pageout), at the same path relative to dist/src as to src.
 execFileSync(process.execPath, ['scripts/build-native.mjs'], { stdio: 'inherit' });
 mkdirSync('dist/native/build', { recursive: true });
-copyFileSync('native/build/malloc-trim.node', 'dist/native/build/malloc-trim.node');
+copyFileSync('native/build/idle-memory.node', 'dist/native/build/idle-memory.node');

@@ -16,7 +16,7 @@ PACKAGES=(
   python3-keystone python3-keystonemiddleware   # private Keystone v3 (library only, no apache) + Swift's authtoken/keystoneauth
   e2fsprogs xfsprogs util-linux rsync           # volume handling
   openssl gzip zstd curl ca-certificates       # zstd: the agent's zstd backup codec
-  gcc libc6-dev                                 # native/malloc-trim.c (npm ci's postinstall)
+  gcc libc6-dev                                 # native/idle-memory.c (npm ci's postinstall)
   cloud-init python3-jsonschema systemd         # template schema checks and unit verification
   debootstrap systemd-container                 # npm run test:boot (the real-boot test; not in npm test)
 )

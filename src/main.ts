@@ -33,8 +33,8 @@ import { createBackupService } from './backup/service.ts';
 import { createGuestLogService } from './guestlog.ts';
 import { createModuleManager } from './modules.ts';
 import { createSdNotifier } from './sd-notify.ts';
-import { createIdleGc, exposeGc, exposeMinorGc, idleCollector, type IdleGc } from './process/idle-gc.ts';
-import { loadMallocTrim } from './process/malloc-trim.ts';
+import { createIdleGc, exposeGc, FOLLOW_UPS_MS, exposeMinorGc, idleCollector, type IdleGc } from './process/idle-gc.ts';
+import { createPageout, loadIdleMemory } from './process/idle-memory.ts';
 
 const GUEST_CONF_DIR = '/etc/trove/conf.d';
 /** In-flight calls get this long after SIGTERM before they are aborted (systemd TimeoutStopSec must exceed FORCE). */
@@ -92,7 +92,7 @@ function persistentGuestId(stateDir: string, create: boolean): string | null {
 export interface DaemonOverrides {
   /** Use this datastore factory instead of the registry's (tests of the spine). */
   factory?: DatastoreFactory;
-  /** After each quiet spell, one full GC and a malloc_trim (see process/idle-gc.ts): the daemon's own process only. */
+  /** Quiet spells: full GCs with malloc_trim, then a pageout (process/idle-gc.ts, idle-memory.ts): the daemon's own process only. */
   idleGc?: IdleGc;
   /** How long in-flight calls may run on after a stop before they are aborted (default GRACE_MS; tests shorten it). */
   graceMs?: number;
@@ -285,9 +285,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   notifier?.status(`connecting to the broker for guestagent.${settings.config.guestId}`);
   let agent: Agent;
   try {
-    const trim = loadMallocTrim();
-    if (!trim.ok) log.warn({ reason: trim.reason }, 'malloc_trim unavailable: memory freed after a burst of calls or a backup stays resident (build it with node scripts/build-native.mjs)');
-    const idleGc = createIdleGc(500, 5000, idleCollector(exposeGc(), trim.ok ? trim.trim : null));
+    const mem = loadIdleMemory();
+    if (!mem.ok) log.warn({ reason: mem.reason }, 'idle memory module unavailable: memory freed after a burst of calls or a backup stays resident (build it with node scripts/build-native.mjs)');
+    const pageout = mem.ok ? createPageout(mem.pageout) : null;
+    const afterSpell = pageout
+      ? () => {
+          const r = pageout();
+          if (r) log.debug({ rss_file_mib: [r.before, r.after].map((m) => Math.round(m * 10) / 10) }, 'paged out code not run since start-up or the last long quiet spell');
+        }
+      : null;
+    const idleGc = createIdleGc(500, 5000, idleCollector(exposeGc(), mem.ok ? mem.trim : null), FOLLOW_UPS_MS, afterSpell);
     agent = await runDaemon(settings, log, { idleGc, minorGc: exposeMinorGc() });
     idleGc.touch(); // start-up's own garbage, once the agent is quiet
 

@@ -5,8 +5,10 @@
  * which an idle process may not run for a long time: after 20,000 rpc_ping
  * calls that held ~20-30 MiB more resident than a collection leaves. Only
  * after activity, a few passes per quiet spell, so an idle agent costs nothing.
- * The collection is followed by glibc's malloc_trim (process/malloc-trim.ts),
- * which hands the pages freed below the top of the C heap back to the kernel.
+ * The collection is followed by glibc's malloc_trim (process/idle-memory.ts),
+ * which hands the pages freed below the top of the C heap back to the kernel,
+ * and the spell's last pass by the pageout of the code only start-up or the
+ * burst ran.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -80,15 +82,16 @@ export const FOLLOW_UPS_MS: readonly number[] = [1500, 4500, 14_500];
 /**
  * `quietMs` without a touch starts a spell: one collection, then one at each of
  * `followUpsMs` after it unless touched again (a touch ends the spell and waits
- * for quiet anew). At most one spell starts per `minIntervalMs` (a full GC of
- * the agent's heap takes a few ms: calls arriving just slower than `quietMs`
- * cost ~1% CPU).
+ * for quiet anew), and `afterSpell` once its last collection ran. At most one
+ * spell starts per `minIntervalMs` (a full GC of the agent's heap takes a few
+ * ms: calls arriving just slower than `quietMs` cost ~1% CPU).
  */
 export function createIdleGc(
   quietMs = 500,
   minIntervalMs = 5000,
   collect: (() => void) | null = exposeGc(),
   followUpsMs: readonly number[] = FOLLOW_UPS_MS,
+  afterSpell: (() => void) | null = null,
 ): IdleGc {
   let timer: NodeJS.Timeout | null = null;
   let last = -Infinity;
@@ -109,6 +112,7 @@ export function createIdleGc(
     const next = followUpsMs[pass];
     if (next === undefined) {
       pass = 0;
+      afterSpell?.();
       return;
     }
     arm(next - (pass > 0 ? followUpsMs[pass - 1]! : 0));

@@ -3,7 +3,7 @@
 // on SIGTERM; `guestagent call` talks to it.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -62,9 +62,39 @@ describe('guestagent command line', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(Date.now() - t).toBeLessThan(30_000);
-    // npm ci built native/build/malloc-trim.node and the launcher found it (else a warning says why).
-    expect(stdout + stderr).not.toContain('malloc_trim unavailable');
+    // npm ci built native/build/idle-memory.node and the launcher found it (else a warning says why).
+    expect(stdout + stderr).not.toContain('idle memory module unavailable');
   });
+
+  it('once quiet after start-up, gives the code only start-up ran back to the kernel, and answers on', async () => {
+    const dir = testDir('ga-cli-pageout-');
+    // A Node binary of its own, as on a guest: pages this process maps as well are not its to give.
+    mkdirSync(join(dir, 'bin'));
+    copyFileSync(realpathSync(NODE), join(dir, 'bin', 'node'));
+    const state = join(dir, 'state');
+    const child = spawn(BIN, ['--datastore', 'mysql', '--state-dir', state, '--transport-url', transport, '--log-level', 'debug'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PATH: `${join(dir, 'bin')}:${process.env['PATH'] ?? ''}` },
+    });
+    onTestFinished(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    let output = '';
+    for (const s of [child.stdout, child.stderr]) s.on('data', (d: Buffer) => (output += d.toString()));
+    const call = (...args: string[]) => run(NODE, [BIN, 'call', '--state-dir', state, '--transport-url', transport, '--timeout', '5', ...args], { timeout: 30_000 });
+    const rssFile = () => Number(/^RssFile:\s+(\d+) kB/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1]) / 1024;
+    expect(await firstPing(call)).toBe('true');
+    const before = rssFile();
+    // The quiet spell's last pass comes 15 s after the last call.
+    for (let i = 0; i < 60 && !output.includes('paged out'); i++) await new Promise((r) => setTimeout(r, 500));
+    const after = rssFile();
+    expect(output).toContain('paged out code not run since start-up');
+    // Measured: 44 -> 12-15 MiB of the binary's pages.
+    expect(before).toBeGreaterThan(30);
+    expect(after).toBeLessThan(before - 15);
+    expect((await call('rpc_ping')).stdout.trim()).toBe('true');
+    child.kill('SIGTERM');
+  }, 60_000);
 
   it.each([
     ['mysql', '10.11', /mysqld|mariadbd/],

@@ -100,7 +100,7 @@ describe('deployment', () => {
     console.log(`release: ${tarball}, first rpc_ping answer ${answeredMs.toFixed(0)} ms after launch`);
     expect(answeredMs).toBeGreaterThan(0);
     expect(answeredMs).toBeLessThan(1000);
-    // The tarball carries the malloc_trim module where dist/src/process expects it.
-    expect(output).not.toContain('malloc_trim unavailable');
+    // The tarball carries the idle-memory module where dist/src/process expects it.
+    expect(output).not.toContain('idle memory module unavailable');
   });
 });

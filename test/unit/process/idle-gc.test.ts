@@ -114,4 +114,25 @@ describe('idle GC', () => {
     idle.stop();
     timeline([[60_000, 7]]);
   });
+
+  it("runs afterSpell once a spell's last pass is over, not when a touch ends the spell before it", () => {
+    vi.useFakeTimers();
+    const after = vi.fn();
+    const idle = createIdleGc(500, 5000, vi.fn(), [1500, 4500], after);
+    idle.touch();
+    vi.advanceTimersByTime(500 + 4499);
+    expect(after).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(after).toHaveBeenCalledTimes(1);
+    idle.touch();
+    vi.advanceTimersByTime(500 + 1500); // two passes, then busy again
+    idle.touch();
+    vi.advanceTimersByTime(500);
+    idle.touch();
+    vi.advanceTimersByTime(100);
+    expect(after).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(60_000); // the next spell runs to its end
+    expect(after).toHaveBeenCalledTimes(2);
+    idle.stop();
+  });
 });
