@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** dist/bin/guestagent.js's shebang flags (scripts/build.mjs). */
-export const LAUNCHER_FLAGS = ['--max-semi-space-size=1', '--max-opt=2'];
+export const LAUNCHER_FLAGS = ['--max-semi-space-size=1'];
 let built = false;
 
 function compiled(file: string): string {

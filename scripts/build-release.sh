@@ -24,9 +24,9 @@ cp -r systemd cloudinit "$root/"
 cp README.md "$root/"
 cat > "$root/bin/guestagent" <<'SH'
 #!/bin/sh
-# The bundled Node 24, with a small young generation and Maglev as the top JIT tier (see scripts/build.mjs).
+# The bundled Node 24, with a small young generation (see scripts/build.mjs).
 here=$(dirname "$(readlink -f "$0")")
-exec "$here/../runtime/node" --max-semi-space-size=1 --max-opt=2 "$here/../src/cli-entry.js" "$@"
+exec "$here/../runtime/node" --max-semi-space-size=1 "$here/../src/cli-entry.js" "$@"
 SH
 chmod 755 "$root/bin/guestagent"
 cat > "$root/src/cli-entry.js" <<'JS'
