@@ -43,6 +43,11 @@ export class Agent {
     return this.#state;
   }
 
+  /** Some RPC request is being handled. */
+  get busy(): boolean {
+    return this.#p.server.inflight > 0;
+  }
+
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new Error(`agent cannot start from state ${this.#state}`);
     this.#state = 'starting';

@@ -288,8 +288,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     const mem = loadIdleMemory();
     if (!mem.ok) log.warn({ reason: mem.reason }, 'idle memory module unavailable: memory freed after a burst of calls or a backup stays resident (build it with node scripts/build-native.mjs)');
     const pageout = mem.ok ? createPageout(mem.pageout) : null;
+    // Not while a long call (a prepare, a backup) runs on: its code would only be read back.
     const afterSpell = pageout
       ? () => {
+          if (agent?.busy) return;
           const r = pageout();
           if (r) log.debug({ rss_file_mib: [r.before, r.after].map((m) => Math.round(m * 10) / 10) }, 'paged out code not run since start-up or the last long quiet spell');
         }
