@@ -34,7 +34,7 @@ import { createGuestLogService } from './guestlog.ts';
 import { createModuleManager } from './modules.ts';
 import { createSdNotifier } from './sd-notify.ts';
 import { createIdleGc, exposeGc, FOLLOW_UPS_MS, exposeMinorGc, idleCollector, type IdleGc } from './process/idle-gc.ts';
-import { createPageout, loadIdleMemory } from './process/idle-memory.ts';
+import { createIdlePageout, loadIdleMemory } from './process/idle-memory.ts';
 
 const GUEST_CONF_DIR = '/etc/trove/conf.d';
 /** In-flight calls get this long after SIGTERM before they are aborted (systemd TimeoutStopSec must exceed FORCE). */
@@ -287,14 +287,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   try {
     const mem = loadIdleMemory();
     if (!mem.ok) log.warn({ reason: mem.reason }, 'idle memory module unavailable: memory freed after a burst of calls or a backup stays resident (build it with node scripts/build-native.mjs)');
-    const pageout = mem.ok ? createPageout(mem.pageout) : null;
-    // Not while a long call (a prepare, a backup) runs on: its code would only be read back.
-    const afterSpell = pageout
-      ? () => {
-          if (agent?.busy) return;
-          const r = pageout();
-          if (r) log.debug({ rss_file_mib: [r.before, r.after].map((m) => Math.round(m * 10) / 10) }, 'paged out code not run since start-up or the last long quiet spell');
-        }
+    // Not while a call (a prepare, a backup) runs on: its code would only be read back.
+    const afterSpell = mem.ok
+      ? createIdlePageout(mem.pageout, {
+          busy: () => agent?.busy ?? false,
+          onPaged: (r) => log.debug({ rss_file_mib: [r.before, r.after].map((m) => Math.round(m * 10) / 10) }, 'paged out code not run since start-up or the last pageout'),
+        })
       : null;
     const idleGc = createIdleGc(500, 5000, idleCollector(exposeGc(), mem.ok ? mem.trim : null), FOLLOW_UPS_MS, afterSpell);
     agent = await runDaemon(settings, log, { idleGc, minorGc: exposeMinorGc() });

@@ -16,7 +16,7 @@
  * paged out, an idle agent held 28-33 MiB, 41 MiB after another 3,000 pings
  * (file-backed 11-15, then 23.6 MiB), and the first call after it took 36 ms
  * instead of 2 (its code read back in). Worth once start-up and each long
- * quiet spell are over, not after every call: see createPageout.
+ * quiet spell are over, not after every call: see createIdlePageout.
  */
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
@@ -63,28 +63,46 @@ export interface PageoutResult {
   after: number;
 }
 
+export interface IdlePageoutOptions {
+  /** A call is being handled: its code would only be read back (the spell after it pages out). */
+  busy?: () => boolean;
+  /** Told each pageout's file-backed RSS before and after. */
+  onPaged?: (r: PageoutResult) => void;
+  minIntervalMs?: number;
+  now?: () => number;
+  rss?: () => number;
+}
+
 /**
- * The pageout as the end of a quiet spell runs it: the first time (start-up's
- * code), then at most once per `minIntervalMs`, so that a guest called every
- * few minutes reads its code back at most that often. Returns null when it
- * did not run.
+ * The pageout as the end of a quiet spell runs it (createIdleGc's
+ * afterSpell): the first time (start-up's code), then at most once per
+ * `minIntervalMs`, so that a guest called every few minutes reads its code
+ * back at most that often; a spell that ends sooner defers it to the end of
+ * the interval, so the code a burst ran is not kept for good. Never while
+ * `busy`, never again where the kernel cannot.
  */
-export function createPageout(
-  pageout: () => number,
-  minIntervalMs = PAGEOUT_MIN_INTERVAL_MS,
-  now: () => number = () => performance.now(),
-  rss: () => number = rssFileMiB,
-): () => PageoutResult | null {
+export function createIdlePageout(pageout: () => number, o: IdlePageoutOptions = {}): () => void {
+  const { busy = () => false, onPaged, minIntervalMs = PAGEOUT_MIN_INTERVAL_MS, now = () => performance.now(), rss = rssFileMiB } = o;
   let last = -Infinity;
   let unsupported = false;
-  return () => {
-    if (unsupported || now() - last < minIntervalMs) return null;
+  let deferred: NodeJS.Timeout | null = null;
+  const afterSpell = (): void => {
+    if (unsupported || busy()) return;
+    const wait = last + minIntervalMs - now();
+    if (wait > 0) {
+      deferred ??= setTimeout(() => {
+        deferred = null;
+        afterSpell();
+      }, wait).unref();
+      return;
+    }
     last = now();
     const before = rss();
     if (pageout() < 0) {
       unsupported = true;
-      return null;
+      return;
     }
-    return { before, after: rss() };
+    onPaged?.({ before, after: rss() });
   };
+  return afterSpell;
 }

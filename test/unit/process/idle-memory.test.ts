@@ -3,8 +3,8 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
-import { createPageout, loadIdleMemory, rssFileMiB } from '../../../src/process/idle-memory.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { createIdlePageout, loadIdleMemory, rssFileMiB, type PageoutResult } from '../../../src/process/idle-memory.ts';
 
 const MODULE = fileURLToPath(new URL('../../../native/build/idle-memory.node', import.meta.url));
 
@@ -70,21 +70,43 @@ describe('idle memory module', () => {
     }
   });
 
-  it('pages out at the first quiet spell, then at most once per interval; never again where the kernel cannot', () => {
+  it('pages out at the first quiet spell, then at most once per interval, deferring a spell that ends sooner', () => {
+    vi.useFakeTimers();
     let t = 0;
     const calls: number[] = [];
-    const pageout = createPageout(() => (calls.push(t), 1), 600_000, () => t, () => 40);
-    expect(pageout()).toEqual({ before: 40, after: 40 });
-    t = 599_999;
-    expect(pageout()).toBeNull();
+    const paged: PageoutResult[] = [];
+    let busy = false;
+    const afterSpell = createIdlePageout(() => (calls.push(t), 1), { minIntervalMs: 600_000, now: () => t, rss: () => 40, busy: () => busy, onPaged: (r) => paged.push(r) });
+    afterSpell();
+    expect(calls).toEqual([0]);
+    expect(paged).toEqual([{ before: 40, after: 40 }]);
+    // A burst at 5 min, its spell over at 5.5: the pageout waits for the end of the interval.
+    t = 330_000;
+    afterSpell();
+    afterSpell(); // another spell before then: still one deferred pageout
+    expect(calls).toEqual([0]);
+    expect(vi.getTimerCount()).toBe(1);
     t = 600_000;
-    expect(pageout()).not.toBeNull();
+    vi.advanceTimersByTime(270_000);
     expect(calls).toEqual([0, 600_000]);
+    expect(vi.getTimerCount()).toBe(0);
+    // Nothing while a call runs on, and nothing deferred: the spell after the call comes.
+    busy = true;
+    t = 1_300_000;
+    afterSpell();
+    expect(calls).toEqual([0, 600_000]);
+    expect(vi.getTimerCount()).toBe(0);
+    busy = false;
+    afterSpell();
+    expect(calls).toEqual([0, 600_000, 1_300_000]);
+    vi.useRealTimers();
+  });
 
+  it('never pages out again where the kernel cannot', () => {
     let tries = 0;
-    const old = createPageout(() => (tries++, -1), 0, () => t, () => 40);
-    expect(old()).toBeNull();
-    expect(old()).toBeNull();
+    const afterSpell = createIdlePageout(() => (tries++, -1), { minIntervalMs: 0 });
+    afterSpell();
+    afterSpell();
     expect(tries).toBe(1);
   });
 
