@@ -623,6 +623,9 @@ async function main(): Promise<number> {
     const unit = guest(['systemctl', 'show', 'guestagent.service', '-p', 'ActiveState', '-p', 'SubState', '-p', 'StatusText', '-p', 'WatchdogUSec']);
     if (!/^ActiveState=active$/m.test(unit) || !/^StatusText=serving guestagent\./m.test(unit)) throw new Error(`guestagent.service is not active with the agent's status:\n${unit}`);
     step(`guestagent.service: ${unit.trim().split('\n').join(', ')}`);
+    // The release's native module (malloc_trim, the idle pageout) loaded under the unit.
+    const journal = guest(['/usr/bin/journalctl', '-u', 'guestagent.service', '-o', 'cat', '--no-pager']);
+    if (journal.includes('idle memory module unavailable')) throw new Error(`the agent runs without its idle memory module:\n${journal.split('\n').filter((l) => l.includes('idle memory')).join('\n')}`);
     console.log(`PASS real boot (${name}) in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     return 0;
   } catch (e) {
