@@ -201,6 +201,15 @@ export class PythonConductor {
     });
   }
 
+  /**
+   * The instance's first heartbeat after `since` that ends its prepare: healthy, or a 'failed to
+   * spawn' that fails at once with `why()` (the agent's own account), not a timeout minutes later.
+   */
+  async waitHealthy(instanceId: string, timeoutMs: number, why: () => string, since = 0): Promise<void> {
+    const end = await this.waitFor((c) => c.kwargs['instance_id'] === instanceId && ['healthy', 'failed to spawn'].includes(serviceStatus(c) ?? ''), timeoutMs, since);
+    if (serviceStatus(end) !== 'healthy') throw new Error(`instance ${instanceId}: prepare ended ${serviceStatus(end)}; the agent logged:\n${why()}`);
+  }
+
   close(): Promise<void> {
     return endChild(this.#child);
   }

@@ -46,7 +46,7 @@ beforeAll(async () => {
   ]);
   a = await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, datastorePort: await freePort(), factory: createMysqlDatastore });
   await callA.api('prepare', { ...prepareArgs, databases: [{ _name: 'shop' }] });
-  await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 120_000);
+  await conductor.waitHealthy(source, 120_000, () => a.logTail());
 }, 180_000);
 
 afterAll(async () => {

@@ -64,7 +64,7 @@ beforeAll(async () => {
   portA = await freePort();
   a = await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, logLevel: 'debug', manager: 'mariadb', datastorePort: portA, factory: createMariadbDatastore });
   await callA.api('prepare', { memory_mb: 512, packages: '', databases: [{ _name: 'shop' }], users: [], ds_version: '10.11', config_contents: config(1) });
-  await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 120_000);
+  await conductor.waitHealthy(source, 120_000, () => a.logTail());
   await q(a, 'CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(50))');
   await q(a, "INSERT INTO shop.items VALUES (1, 'apple'), (2, 'pear')");
 }, 180_000);

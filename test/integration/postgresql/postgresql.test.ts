@@ -51,7 +51,7 @@ beforeAll(async () => {
     memory_mb: 512, packages: '', ds_version: '15', config_contents: "max_connections = 50\nshared_buffers = '32MB'\n",
     databases: [{ _name: 'app' }], users: [{ _name: 'alice', _password: "p'ss wörd", _databases: [{ _name: 'app' }] }],
   }));
-  await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 120_000);
+  await conductor.waitHealthy(source, 120_000, () => a.logTail());
 }, 180_000);
 
 afterAll(async () => {

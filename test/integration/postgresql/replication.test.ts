@@ -61,7 +61,7 @@ beforeAll(async () => {
   portA = await freePort();
   a = openedForPostgres(await startTestAgent({ conductorQueue, transportUrl: rabbit.url, guestId: source, key: KEY, logLevel: 'debug', datastorePort: portA, factory: createPostgresDatastore, manager: 'postgresql', reportInterval: 1 }));
   ok(await callA.api('prepare', { memory_mb: 512, packages: '', ds_version: '15', config_contents: CONFIG, databases: [{ _name: 'app' }], users: [] }));
-  await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 120_000);
+  await conductor.waitHealthy(source, 120_000, () => a.logTail());
   adminPw = readFileSync(`${a.stateDir}/postgresql/os_admin.pass`, 'utf8').trim();
   await q(a, portA, 'CREATE TABLE items (id int PRIMARY KEY)');
   await q(a, portA, 'INSERT INTO items VALUES (1), (2)');

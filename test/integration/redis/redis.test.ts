@@ -46,7 +46,7 @@ beforeAll(async () => {
     memory_mb: 256, packages: '', databases: [], ds_version: '7.0', config_contents: 'save ""\nappendonly no\n', overrides: { 'maxmemory-policy': 'allkeys-lru' },
     users: [{ _name: 'alice', _password: 'Al1ce-pw', _databases: [{ _name: 'app' }] }],
   }));
-  await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 60_000);
+  await conductor.waitHealthy(source, 60_000, () => a.logTail());
 }, 120_000);
 
 afterAll(async () => {
