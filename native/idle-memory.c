@@ -48,6 +48,7 @@ static double pageout_mappings(void) {
   FILE *maps = fopen("/proc/self/maps", "re");
   if (!maps) return -1;
   double advised = 0;
+  int refused = 0; /* EINVAL: a kernel without MADV_PAGEOUT, or a mapping it cannot page out */
   char line[4096];
   while (fgets(line, sizeof line, maps)) {
     unsigned long start, end;
@@ -56,16 +57,12 @@ static double pageout_mappings(void) {
     /* start-end perms offset dev inode path; a mapping without a path is anonymous. */
     if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &path) < 3 || path == 0) continue;
     if (line[path] != '/' || perms[1] == 'w') continue;
-    if (madvise((void *)start, end - start, MADV_PAGEOUT) == 0) {
-      advised += (double)(end - start);
-    } else if (errno == EINVAL && advised == 0) {
-      /* A kernel without MADV_PAGEOUT (before 5.4) says so on the first mapping. */
-      fclose(maps);
-      return -1;
-    }
+    if (madvise((void *)start, end - start, MADV_PAGEOUT) == 0) advised += (double)(end - start);
+    else if (errno == EINVAL) refused++;
   }
   fclose(maps);
-  return advised;
+  /* A kernel without MADV_PAGEOUT (before 5.4) refuses every mapping; one locked mapping does not say that. */
+  return advised == 0 && refused > 0 ? -1 : advised;
 #else
   return -1;
 #endif

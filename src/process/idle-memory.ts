@@ -44,7 +44,7 @@ export function loadIdleMemory(path = MODULE): IdleMemory {
   }
 }
 
-/** The process's file-backed resident memory in MiB (RssFile in /proc/self/status), NaN where there is none. */
+/** A process's file-backed resident memory in MiB (RssFile in /proc/<pid>/status; this one's by default), NaN where there is none. */
 export function rssFileMiB(status = (): string => readFileSync('/proc/self/status', 'utf8')): number {
   try {
     const kb = /^RssFile:\s+(\d+) kB/m.exec(status())?.[1];

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, inject, it, onTestFinished } from 'vitest';
+import { rssFileMiB } from '../../src/process/idle-memory.ts';
 import { testDir } from '../tmp.ts';
 import { freePort } from './harness/ports.ts';
 import { PythonConductor, serviceStatus } from './harness/python-peer.ts';
@@ -82,7 +83,7 @@ describe('guestagent command line', () => {
     let output = '';
     for (const s of [child.stdout, child.stderr]) s.on('data', (d: Buffer) => (output += d.toString()));
     const call = (...args: string[]) => run(NODE, [BIN, 'call', '--state-dir', state, '--transport-url', transport, '--timeout', '5', ...args], { timeout: 30_000 });
-    const rssFile = () => Number(/^RssFile:\s+(\d+) kB/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1]) / 1024;
+    const rssFile = () => rssFileMiB(() => readFileSync(`/proc/${child.pid}/status`, 'utf8'));
     expect(await firstPing(call)).toBe('true');
     const before = rssFile();
     // The quiet spell's last pass comes 15 s after the last call.
