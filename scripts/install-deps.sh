@@ -45,3 +45,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 echo "install-deps: Debian packages present"
+
+# Oracle's MySQL for the MySQL suite (Debian bookworm packages only MariaDB): unpacked from
+# Debian unstable into /var/cache/guestagent-mysql, bookworm's own libraries left alone.
+if [ "$(id -u)" -eq 0 ]; then
+  "$(dirname "$0")/fetch-mysql.sh" || echo "install-deps: no MySQL server fetched: the MySQL suite will skip" >&2
+fi

@@ -3,9 +3,9 @@
  * built from the runner (systemd unit or a supervised mariadbd), the admin
  * connection (os_admin over the unix socket) and the option files.
  */
-import { dirname, join } from 'node:path';
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { BackupFetcher, Datastore, DatastoreOptions, OpContext, PrepareRequest, Root, ServiceStatus, User } from '../../src/datastore.ts';
+import { basename, dirname, join } from 'node:path';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import type { BackupCapability, BackupFetcher, Datastore, DatastoreOptions, OpContext, PrepareRequest, Root, ServiceStatus, User } from '../../src/datastore.ts';
 import { BadRequestError, GuestError, OperationNotSupportedError } from '../../src/errors.ts';
 import { exec } from '../../src/process/exec.ts';
 import { createProcessRunner } from '../../src/service/process.ts';
@@ -22,9 +22,36 @@ import {
 import { connectSql, type SqlClient } from './sql.ts';
 import { versionMatches } from '../../src/version.ts';
 
-/** The server and its system-table upgrader (Debian's mariadb-server). */
+/** The servers and MariaDB's system-table upgrader (Debian's mariadb-server; a MySQL image's mysql-server). */
 const MARIADBD = '/usr/sbin/mariadbd';
+const MYSQLD = '/usr/sbin/mysqld';
 const MARIADB_UPGRADE = '/usr/bin/mariadb-upgrade';
+
+export type ServerFlavor = 'mariadb' | 'mysql';
+
+/**
+ * Which server a program is: MariaDB's is named mariadbd (Debian's /usr/sbin/mysqld is a link to
+ * it), anything else is Oracle's MySQL. Where they differ: how a data directory is made, the
+ * root account it starts with, the system-table upgrade, the backup tool.
+ */
+export function serverFlavor(binary: string): ServerFlavor {
+  let real = binary;
+  try {
+    real = realpathSync(binary);
+  } catch {
+    // Not there (yet): its name is all there is to go by.
+  }
+  return basename(real) === 'mariadbd' ? 'mariadb' : 'mysql';
+}
+
+/** Backups of a MySQL server take Percona XtraBackup, which this agent does not drive: each one fails with the reason. */
+function refuseMysqlBackups(): BackupCapability {
+  return {
+    async plan() {
+      throw new GuestError('backups of a MySQL server need Percona XtraBackup, which this agent does not drive (it backs up MariaDB with mariabackup)');
+    },
+  };
+}
 
 export const DEFAULT_PROCESS_PORT = 13306;
 
@@ -38,6 +65,9 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
   const paths: MysqlPaths = mysqlPaths(runnerKind, stateDir, mountPoint);
   const port = opts.port ?? (runnerKind === 'process' ? DEFAULT_PROCESS_PORT : 3306);
   const asRoot = process.getuid?.() === 0;
+  const server = typeof section['server_binary'] === 'string' && section['server_binary'] !== '' ? section['server_binary'] : existsSync(MARIADBD) ? MARIADBD : MYSQLD;
+  const flavor = serverFlavor(server);
+  const product = flavor === 'mariadb' ? 'MariaDB' : 'MySQL';
   /** Extra server options for the next start (e.g. --skip-grant-tables after a restore). */
   let oneOffArgs: string[] = [];
 
@@ -71,9 +101,9 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
     }
   };
 
-  /** The installed server's version, as `mariadbd --version` reports it (10.11.14, …). */
+  /** The installed server's version, as `mariadbd --version` reports it (10.11.14, 9.7.4, …). */
   const serverVersion = async (ctx: OpContext): Promise<string> => {
-    const { stdout } = await exec(MARIADBD, ['--version'], { signal: ctx.signal });
+    const { stdout } = await exec(server, ['--version'], { signal: ctx.signal });
     const v = /Ver\s+(\d+(?:\.\d+)*)/.exec(stdout)?.[1];
     if (!v) throw new GuestError(`could not read the server's version from ${JSON.stringify(stdout.trim().slice(0, 200))}`);
     return v;
@@ -99,24 +129,31 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
   const runner: ServiceRunner =
     runnerKind === 'process'
       ? createProcessRunner({
-          log: log.child({ component: 'mariadbd' }),
+          log: log.child({ component: basename(server) }),
           waitReady,
-          command: () => ({
-            file: MARIADBD,
-            args: [
-              `--defaults-file=${paths.configFile}`,
-              `--datadir=${paths.dataDir}`,
-              `--socket=${paths.socket}`,
-              `--pid-file=${paths.pidFile}`,
-              `--port=${port}`,
-              '--bind-address=127.0.0.1',
-              `--log-error=${paths.errorLog}`,
-              ...(asRoot ? ['--user=root'] : []),
-              ...oneOffArgs,
-            ],
-          }),
+          command: () => {
+            const files = join(dirname(paths.dataDir), 'files');
+            if (flavor === 'mysql') mkdirSync(files, { recursive: true, mode: 0o750 });
+            return {
+              file: server,
+              args: [
+                `--defaults-file=${paths.configFile}`,
+                `--datadir=${paths.dataDir}`,
+                `--socket=${paths.socket}`,
+                `--pid-file=${paths.pidFile}`,
+                `--port=${port}`,
+                '--bind-address=127.0.0.1',
+                `--log-error=${paths.errorLog}`,
+                ...(asRoot ? ['--user=root'] : []),
+                // MySQL's own defaults reach outside the state dir: the X protocol on port 33060 for
+                // every server, and file import/export in /var/lib/mysql-files (refusing to start without it).
+                ...(flavor === 'mysql' ? ['--mysqlx=OFF', `--secure-file-priv=${files}`] : []),
+                ...oneOffArgs,
+              ],
+            };
+          },
         })
-      : createSystemdRunner(typeof section['service_name'] === 'string' ? section['service_name'] : 'mariadb', exec);
+      : createSystemdRunner(typeof section['service_name'] === 'string' ? section['service_name'] : flavor, exec);
 
   /** Trove's MySQL guest logs (mysql_common/manager.py get_datastore_log_defs); every variable is dynamic. */
   const logDir = join(dirname(paths.dataDir), 'log');
@@ -138,6 +175,10 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
     mkdirSync(paths.dataDir, { recursive: true, mode: 0o750 });
     mkdirSync(dirname(paths.socket), { recursive: true, mode: 0o755 });
     if (dataDirInitialized(paths)) return;
+    if (flavor === 'mysql') {
+      await initMysqlDataDir(ctx);
+      return;
+    }
     await exec(
       '/usr/bin/mariadb-install-db',
       [
@@ -151,6 +192,49 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
       { signal: ctx.signal, log: ctx.log, timeoutMs: 300_000 },
     );
     if (runnerKind === 'systemd') await exec('/usr/bin/chown', ['-R', 'mysql:mysql', paths.dataDir], { signal: ctx.signal });
+  }
+
+  /**
+   * MySQL makes its data directory itself (`mysqld --initialize-insecure`), with a root@localhost
+   * that has no password, reachable over the network once the server starts. So the statements
+   * secure() would run come as the initialization's init file instead: os_admin with its password,
+   * root@localhost locked with a password nobody keeps (Trove's root is root@'%', enable_root's).
+   * MySQL makes no anonymous users and no test database.
+   */
+  async function initMysqlDataDir(ctx: OpContext): Promise<void> {
+    const password = generatePassword();
+    // Generated by us, so literals are safe; checked all the same, as the file is SQL text.
+    const lockedRoot = generatePassword();
+    if (!/^[A-Za-z0-9_-]+$/.test(password + lockedRoot)) throw new GuestError('generated password has unexpected characters');
+    const initFile = join(paths.confDir, 'guestagent-init.sql');
+    writeFileSync(
+      initFile,
+      `CREATE USER 'os_admin'@'localhost' IDENTIFIED BY '${password}';\n` +
+        "GRANT ALL PRIVILEGES ON *.* TO 'os_admin'@'localhost' WITH GRANT OPTION;\n" +
+        `ALTER USER 'root'@'localhost' IDENTIFIED BY '${lockedRoot}' ACCOUNT LOCK;\n`,
+      { mode: 0o600 },
+    );
+    chmodSync(initFile, 0o600);
+    try {
+      if (runnerKind === 'systemd') await exec('/usr/bin/chown', ['mysql:mysql', initFile, paths.dataDir], { signal: ctx.signal });
+      await exec(
+        server,
+        [
+          `--defaults-file=${paths.configFile}`,
+          '--initialize-insecure',
+          `--datadir=${paths.dataDir}`,
+          `--init-file=${initFile}`,
+          `--log-error=${paths.errorLog}`,
+          ...(runnerKind === 'systemd' ? ['--user=mysql'] : asRoot ? ['--user=root'] : []),
+        ],
+        { signal: ctx.signal, log: ctx.log, timeoutMs: 300_000 },
+      );
+    } catch (err) {
+      throw new GuestError(`could not initialize the MySQL data directory (see ${paths.errorLog}): ${(err as Error).message}`, { cause: err });
+    } finally {
+      rmSync(initFile, { force: true });
+    }
+    writeAdminCnf(paths, password);
   }
 
   /** Trove's secure(): an os_admin superuser with a random password, no anonymous users, no test db; root only over the socket. */
@@ -261,7 +345,7 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
     status,
     admin,
     root,
-    backup: createMariabackup(paths),
+    backup: flavor === 'mariadb' ? createMariabackup(paths) : refuseMysqlBackups(),
     replication: createMysqlReplication({
       paths,
       sql,
@@ -293,13 +377,14 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
         const installed = await serverVersion(ctx);
         if (!versionMatches(version, installed)) {
           throw new GuestError(
-            `this guest runs MariaDB ${installed}, not datastore version ${version}: its server comes from the image's packages and cannot be swapped in place; rebuild the instance with an image that has ${version}`,
+            `this guest runs ${product} ${installed}, not datastore version ${version}: its server comes from the image's packages and cannot be swapped in place; rebuild the instance with an image that has ${version}`,
           );
         }
         // The packages may have been updated under the running server: run the installed binary, then bring the system tables up to it.
         await resetSql();
         await runner.restart(ctx);
-        await exec(MARIADB_UPGRADE, [`--defaults-extra-file=${paths.adminCnf}`], { signal: ctx.signal, log: ctx.log, timeoutMs: 600_000 });
+        // MySQL (8.0.16 and later) upgrades its system tables itself as it starts.
+        if (flavor === 'mariadb') await exec(MARIADB_UPGRADE, [`--defaults-extra-file=${paths.adminCnf}`], { signal: ctx.signal, log: ctx.log, timeoutMs: 600_000 });
         ctx.log.info({ installed, datastore_version: version }, 'server restarted and its system tables upgraded');
       },
       /** On the new image: put the saved files back and start the server on the same data. */
@@ -368,6 +453,7 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
         if (req.backupInfo && fetcher) {
           const location = req.backupInfo.location;
           if (!location) throw new GuestError('backup_info has no location to restore from');
+          if (flavor === 'mysql') throw new GuestError('restoring a MySQL server needs Percona XtraBackup, which this agent does not drive (it restores MariaDB with mariabackup)');
           rmSync(paths.dataDir, { recursive: true, force: true });
           mkdirSync(paths.dataDir, { recursive: true, mode: 0o750 });
           mkdirSync(dirname(paths.socket), { recursive: true, mode: 0o755 });

@@ -197,6 +197,10 @@ const TABLE: OptionTable = {
     // Ours, not Trove's: the backup codec (gzip is what Trove's tool writes and reads).
     backup_compression: { kind: 'str', default: 'gzip', choices: ['gzip', 'zstd'] },
   },
+  // Ours, not Trove's: the server program (default: Debian's /usr/sbin/mariadbd when installed, else
+  // /usr/sbin/mysqld). Its real name says which server it is: mariadbd is MariaDB, anything else MySQL.
+  mysql: { ...TROVE_OPTIONS['mysql'], server_binary: { kind: 'str', default: null } },
+  mariadb: { ...TROVE_OPTIONS['mariadb'], server_binary: { kind: 'str', default: null } },
   service_credentials: {
     ...TROVE_OPTIONS['service_credentials'],
     // Ours, not Trove's (keystoneauth's option names): a Keystone v3

@@ -30,6 +30,8 @@ export interface TestAgentOptions {
   manager?: string;
   /** TCP port for a datastore the agent runs itself. */
   datastorePort?: number;
+  /** guest_info's datastore_version (default 10.11). */
+  datastoreVersion?: string;
   log?: Logger;
   /** An earlier agent's root (TestAgent.root): the same guest, restarted on its state. */
   root?: string;
@@ -70,7 +72,7 @@ export async function startTestAgent(o: TestAgentOptions): Promise<TestAgent> {
   mkdirSync(confDir, { recursive: true });
   writeFileSync(
     join(confDir, 'guest_info.conf'),
-    `[DEFAULT]\nguest_id=${o.guestId}\ndatastore_manager=${o.manager ?? 'mysql'}\ndatastore_version=10.11\ntenant_id=peer-project\n` +
+    `[DEFAULT]\nguest_id=${o.guestId}\ndatastore_manager=${o.manager ?? 'mysql'}\ndatastore_version=${o.datastoreVersion ?? '10.11'}\ntenant_id=peer-project\n` +
       (o.key ? `instance_rpc_encr_key=${o.key}\n` : ''),
   );
   writeFileSync(
