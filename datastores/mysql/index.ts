@@ -9,15 +9,15 @@ import type { BackupCapability, BackupFetcher, Datastore, DatastoreOptions, OpCo
 import { BadRequestError, GuestError, OperationNotSupportedError } from '../../src/errors.ts';
 import { exec } from '../../src/process/exec.ts';
 import { createProcessRunner } from '../../src/service/process.ts';
-import type { ServiceRunner } from '../../src/service/runner.ts';
+import { explainingStarts, type ServiceRunner } from '../../src/service/runner.ts';
 import { createSystemdRunner } from '../../src/service/systemd.ts';
 import { createMysqlAdmin } from './admin.ts';
 import { createMariabackup, restoreChain } from './backup.ts';
 import { validatePassword } from './names.ts';
 import { createMysqlReplication } from './replication.ts';
 import {
-  dataDirInitialized, generatePassword, mysqlPaths, readAdminPassword, readOverrides, removeOverrides, writeAdminCnf, writeConfig,
-  writeOptionFile, writeOverrides, type MysqlPaths,
+  dataDirInitialized, errorLogMark, generatePassword, mysqlPaths, readAdminPassword, readOverrides, removeOverrides, serverErrorsSince,
+  writeAdminCnf, writeConfig, writeOptionFile, writeOverrides, type MysqlPaths,
 } from './server.ts';
 import { connectSql, type SqlClient } from './sql.ts';
 import { versionMatches } from '../../src/version.ts';
@@ -126,7 +126,7 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
     throw new GuestError(`the database server did not answer within 120 s; see ${paths.errorLog}`);
   };
 
-  const runner: ServiceRunner =
+  const runner: ServiceRunner = explainingStarts(
     runnerKind === 'process'
       ? createProcessRunner({
           log: log.child({ component: basename(server) }),
@@ -153,7 +153,10 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
             };
           },
         })
-      : createSystemdRunner(typeof section['service_name'] === 'string' ? section['service_name'] : flavor, exec);
+      : createSystemdRunner(typeof section['service_name'] === 'string' ? section['service_name'] : flavor, exec),
+    () => errorLogMark(paths),
+    (mark) => serverErrorsSince(paths, mark),
+  );
 
   /** Trove's MySQL guest logs (mysql_common/manager.py get_datastore_log_defs); every variable is dynamic. */
   const logDir = join(dirname(paths.dataDir), 'log');
@@ -179,18 +182,30 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
       await initMysqlDataDir(ctx);
       return;
     }
-    await exec(
-      '/usr/bin/mariadb-install-db',
-      [
-        `--defaults-file=${paths.configFile}`,
-        `--datadir=${paths.dataDir}`,
-        '--auth-root-authentication-method=socket',
-        '--skip-test-db',
-        // The distribution's unit runs mariadbd as mysql: its data must be mysql's (found by the real-boot test).
-        ...(runnerKind === 'systemd' ? ['--user=mysql'] : asRoot ? ['--user=root'] : []),
-      ],
-      { signal: ctx.signal, log: ctx.log, timeoutMs: 300_000 },
-    );
+    // The bootstrap server writes its errors to the error log the option files name, not to stderr.
+    const mark = errorLogMark(paths);
+    try {
+      await exec(
+        '/usr/bin/mariadb-install-db',
+        [
+          `--defaults-file=${paths.configFile}`,
+          `--datadir=${paths.dataDir}`,
+          '--auth-root-authentication-method=socket',
+          '--skip-test-db',
+          // Go on when the guest's own hostname does not resolve (a cloud image's /etc/hosts often
+          // lacks it; a minimal one may lack localhost): the script would stop, asking for --force.
+          // Only host-named grant entries are affected, and secure() keeps root on localhost alone.
+          '--force',
+          // The distribution's unit runs mariadbd as mysql: its data must be mysql's (found by the real-boot test).
+          ...(runnerKind === 'systemd' ? ['--user=mysql'] : asRoot ? ['--user=root'] : []),
+        ],
+        { signal: ctx.signal, log: ctx.log, timeoutMs: 300_000 },
+      );
+    } catch (err) {
+      const why = serverErrorsSince(paths, mark);
+      if (!why) throw err;
+      throw new GuestError(`could not initialize the MariaDB data directory: ${why} (${(err as Error).message}; see ${paths.errorLog})`, { cause: err });
+    }
     if (runnerKind === 'systemd') await exec('/usr/bin/chown', ['-R', 'mysql:mysql', paths.dataDir], { signal: ctx.signal });
   }
 
@@ -215,6 +230,7 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
       { mode: 0o600 },
     );
     chmodSync(initFile, 0o600);
+    const mark = errorLogMark(paths);
     try {
       if (runnerKind === 'systemd') await exec('/usr/bin/chown', ['mysql:mysql', initFile, paths.dataDir], { signal: ctx.signal });
       await exec(
@@ -230,7 +246,8 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
         { signal: ctx.signal, log: ctx.log, timeoutMs: 300_000 },
       );
     } catch (err) {
-      throw new GuestError(`could not initialize the MySQL data directory (see ${paths.errorLog}): ${(err as Error).message}`, { cause: err });
+      const why = serverErrorsSince(paths, mark);
+      throw new GuestError(`could not initialize the MySQL data directory: ${why ?? (err as Error).message} (see ${paths.errorLog})`, { cause: err });
     } finally {
       rmSync(initFile, { force: true });
     }

@@ -9,6 +9,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, wr
 import { dirname, join } from 'node:path';
 import type { RunnerKind } from '../../src/datastore.ts';
 import { BadRequestError } from '../../src/errors.ts';
+import { fileMark, fileTextSince } from '../../src/service/runner.ts';
 
 export interface MysqlPaths {
   /** Data directory (Trove: <mount_point>/data). */
@@ -137,4 +138,24 @@ export function readAdminPassword(p: MysqlPaths): string | null {
   if (!existsSync(p.adminCnf)) return null;
   const m = /^password = (.*)$/m.exec(readFileSync(p.adminCnf, 'utf8'));
   return m ? m[1]! : null;
+}
+
+/** The error log's size now: where what the server writes next begins. */
+export function errorLogMark(p: MysqlPaths): number {
+  return fileMark(p.errorLog);
+}
+
+/**
+ * The server's own [ERROR] lines written since `mark` (the last three, without their timestamp,
+ * thread and MySQL's [MY-…] [Server] tags), joined; null when there are none. MariaDB writes
+ * `2026-12-04 15:12:01 0 [ERROR] /usr/sbin/mariadbd: unknown variable 'x=1'`, MySQL
+ * `2026-12-04T14:47:16.931785Z 0 [ERROR] [MY-010095] [Server] Failed to access directory …`.
+ */
+export function serverErrorsSince(p: MysqlPaths, mark: number): string | null {
+  const errors = fileTextSince(p.errorLog, mark)
+    .split('\n')
+    .filter((l) => l.includes('[ERROR]') && !/\bAborting\b/.test(l))
+    .map((l) => l.slice(l.indexOf('[ERROR]') + '[ERROR]'.length).replace(/^(\s*\[[^\]]*\])*\s*/, '').trim())
+    .filter(Boolean);
+  return errors.length ? errors.slice(-3).join('; ') : null;
 }

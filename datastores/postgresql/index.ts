@@ -24,7 +24,7 @@ import type { Admin, BackupFetcher, Datastore, DatastoreOptions, OpContext, Page
 import { BadRequestError, DatabaseNotFoundError, GuestError, InvalidValueError, OperationNotSupportedError, UserNotFoundError } from '../../src/errors.ts';
 import { exec } from '../../src/process/exec.ts';
 import { createProcessRunner } from '../../src/service/process.ts';
-import type { ServiceRunner } from '../../src/service/runner.ts';
+import { explainingStarts, fileMark, fileTextSince, type ServiceRunner } from '../../src/service/runner.ts';
 import { createSystemdRunner } from '../../src/service/systemd.ts';
 import { historyOf, restoreChain, walSince, walTar } from './backup.ts';
 import { settingFromConf } from './conf-file.ts';
@@ -35,7 +35,26 @@ import { userInfo } from 'node:os';
 const BIN = '/usr/lib/postgresql/15/bin';
 /** Debian's configuration directory of cluster 15/main, the one pg_ctlcluster (postgresql@15-main) reads. */
 const DEBIAN_CLUSTER = '/etc/postgresql/15/main';
+/** Where Debian's pg_ctlcluster has the cluster's server write (the systemd runner's server). */
+const CLUSTER_LOG = '/var/log/postgresql/postgresql-15-main.log';
 export const DEFAULT_PROCESS_PORT = 15432;
+
+/**
+ * What the server said about why it stopped: its messages (`2026-12-04 15:50:00.123 UTC [1234]
+ * LOG:  unrecognized configuration parameter "x" in file … line 3`) up to its last FATAL or
+ * PANIC, the last three (the FATAL alone often only says "configuration file … contains errors"),
+ * joined; without a FATAL or PANIC, its last three ERRORs; null when there are none.
+ */
+export function serverErrors(lines: string[]): string | null {
+  const messages = lines.flatMap((l) => {
+    const m = /\b(LOG|WARNING|ERROR|FATAL|PANIC|DETAIL|HINT):\s+(.*)$/.exec(l);
+    return m ? [{ level: m[1]!, text: `${m[1]}: ${m[2]!.trim()}` }] : [];
+  });
+  let end = messages.length;
+  while (end > 0 && !['FATAL', 'PANIC'].includes(messages[end - 1]!.level)) end--;
+  const found = end > 0 ? messages.slice(0, end) : messages.filter((m) => m.level === 'ERROR');
+  return found.length ? found.slice(-3).map((m) => m.text).join('; ') : null;
+}
 /** trove/common/db/postgresql/models.py: any characters, not ending in whitespace, at most 63. */
 const NAME = /^[\u0001-\uFFFF]*[^\s]$/u;
 
@@ -160,7 +179,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
     }
   };
 
-  const runner: ServiceRunner =
+  const processRunner =
     runnerKind === 'process'
       ? createProcessRunner({
           log: log.child({ component: 'postgres' }),
@@ -184,7 +203,12 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
             args: ['-D', dataDir, '-c', `port=${port()}`, '-c', `unix_socket_directories=${socketDir}`, '-c', 'listen_addresses=127.0.0.1', ...oneOff.flatMap(([k, v]) => ['-c', `${k}=${v}`])],
           }),
         })
-      : createSystemdRunner('postgresql@15-main', exec);
+      : null;
+  // A failed start says why in the server's own words: its output (process runner), or the log
+  // Debian's pg_ctlcluster gives the cluster (systemd).
+  const runner: ServiceRunner = processRunner
+    ? explainingStarts(processRunner, () => processRunner.outputLines, (mark) => serverErrors(processRunner.outputSince(mark)))
+    : explainingStarts(createSystemdRunner('postgresql@15-main', exec), () => fileMark(CLUSTER_LOG), (mark) => serverErrors(fileTextSince(CLUSTER_LOG, mark).split('\n')));
 
   /**
    * The data and socket dirs belong to postgres, so every directory above them must let it through.

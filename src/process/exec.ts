@@ -79,13 +79,22 @@ export const exec: Exec = async (file, args, opts = {}) => {
     throw new AbortedError(`aborted: ${command}`);
   }
   if (r.failed && (r.exitCode === undefined || !okCodes.includes(r.exitCode) || r.timedOut || r.signal)) {
-    throw processError(command, r.exitCode, r.signal, String(r.stderr ?? ''), r.timedOut, r.cause);
+    throw processError(command, r.exitCode, r.signal, failureOutput(r), r.timedOut, r.cause);
   }
   if (!okCodes.includes(exitCode)) {
-    throw processError(command, exitCode, undefined, String(r.stderr ?? ''), false, undefined);
+    throw processError(command, exitCode, undefined, failureOutput(r), false, undefined);
   }
   return { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode };
 };
+
+/**
+ * What a failed program said: its stderr, else its stdout (shell scripts such as
+ * mariadb-install-db echo their reasons to stdout and exit 1 with an empty stderr).
+ */
+function failureOutput(r: { stdout?: unknown; stderr?: unknown }): string {
+  const err = String(r.stderr ?? '');
+  return err.trim() !== '' ? err : String(r.stdout ?? '');
+}
 
 export function processError(
   command: string,

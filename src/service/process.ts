@@ -1,7 +1,8 @@
 /**
  * The `process` runner: the agent starts the server itself (argv array, no
  * shell), restarts it with backoff if it dies unexpectedly, and stops it with
- * SIGTERM, then SIGKILL after a grace. Output goes to the logger, redacted.
+ * SIGTERM, then SIGKILL after a grace. Output goes to the logger, redacted;
+ * its last lines are also kept, for a failed start's explanation (outputSince).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -25,19 +26,39 @@ export interface ProcessRunnerOptions {
   gid?: number;
 }
 
-export function createProcessRunner(o: ProcessRunnerOptions): ServiceRunner & { readonly pid: number | null } {
+/** How many of the server's last output lines are kept. */
+const KEPT_LINES = 50;
+
+export interface ProcessRunner extends ServiceRunner {
+  readonly pid: number | null;
+  /** How many lines the server has written so far: a mark for outputSince. */
+  readonly outputLines: number;
+  /** The server's lines (redacted) after the mark, at most the last 50. */
+  outputSince(mark: number): string[];
+}
+
+export function createProcessRunner(o: ProcessRunnerOptions): ProcessRunner {
   let child: ChildProcess | null = null;
   let wanted = false;
   let crashed = false;
   let delay = o.restartDelayMs ?? 1000;
   let restartTimer: NodeJS.Timeout | null = null;
   let exited: Promise<void> = Promise.resolve();
+  const kept: string[] = [];
+  let lines = 0;
 
   const launch = (): ChildProcess => {
     const { file, args, env } = o.command();
     const c = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, uid: o.uid, gid: o.gid });
     for (const stream of [c.stdout, c.stderr]) {
-      if (stream) createInterface({ input: stream }).on('line', (l) => o.log.info({ server: file }, redactText(l)));
+      if (!stream) continue;
+      createInterface({ input: stream }).on('line', (l) => {
+        const line = redactText(l);
+        o.log.info({ server: file }, line);
+        kept.push(line);
+        if (kept.length > KEPT_LINES) kept.shift();
+        lines++;
+      });
     }
     exited = new Promise((resolve) => {
       c.once('exit', (code, signal) => {
@@ -78,6 +99,12 @@ export function createProcessRunner(o: ProcessRunnerOptions): ServiceRunner & { 
     kind: 'process' as const,
     get pid() {
       return child?.pid ?? null;
+    },
+    get outputLines() {
+      return lines;
+    },
+    outputSince(mark: number): string[] {
+      return kept.slice(Math.max(0, kept.length - (lines - mark)));
     },
     async start(ctx: OpContext) {
       if (child) return;

@@ -251,6 +251,18 @@ export function defineLifecycleSuite(server: ServerUnderTest): void {
     });
   });
 
+  describe('a configuration the server refuses', () => {
+    it("start_db_with_conf_changes with an option the server does not know: the call fails with the server's own words; the good configuration brings it back", async () => {
+      ok(await caller.api('stop_db'));
+      const r = await caller.api('start_db_with_conf_changes', { config_contents: '[mysqld]\nmax_connections = 88\nno_such_option = 1\n', ds_version: server.dsVersion });
+      expect(remote(r).message).toMatch(/unknown variable 'no_such_option=1'.* \(the database server exited; see /);
+      const from = conductor.received.length;
+      ok(await caller.api('start_db_with_conf_changes', { config_contents: '[mysqld]\nmax_connections = 88\n', ds_version: server.dsVersion }));
+      await conductor.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'healthy', 30_000, from);
+      expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
+    });
+  });
+
   describe('upgrade', () => {
     const heartbeat = (c: { method: string; kwargs: Record<string, unknown> }) => (c.method === 'heartbeat' ? (c.kwargs['payload'] as { service_status: string }).service_status : null);
     const serverPid = async () => {

@@ -155,6 +155,17 @@ describe('postgresql', () => {
     await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 15_000, from);
   });
 
+  it("start_db_with_conf_changes with a parameter the server does not know: the call fails with the server's own words; the good configuration brings it back", async () => {
+    const good = "max_connections = 50\nshared_buffers = '32MB'\n";
+    ok(await callA.api('stop_db'));
+    const r = await callA.api('start_db_with_conf_changes', { config_contents: `${good}no_such_parameter = 1\n`, ds_version: '15' });
+    expect(!r.ok && r.error.message).toMatch(/LOG: unrecognized configuration parameter "no_such_parameter" in file .*; FATAL: configuration file .* contains errors \(postgres exited/);
+    const from = conductor.received.length;
+    ok(await callA.api('start_db_with_conf_changes', { config_contents: good, ds_version: '15' }));
+    await conductor.waitFor((c) => c.kwargs['instance_id'] === source && status(c) === 'healthy', 30_000, from);
+    expect(names(await callA.api('list_databases'))).toContain('app');
+  });
+
   it('guest logs: general enabled (restart required), published to Swift in increments, without the agent\'s passwords, then discarded', async () => {
     const act = (log_name: string, o: { enable?: boolean; disable?: boolean; publish?: boolean; discard?: boolean }) =>
       callA.raw('guest_log_action', { log_name, enable: false, disable: false, publish: false, discard: false, ...o }, { timeout: 60, ...({} as object) });
