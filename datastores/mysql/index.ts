@@ -1,6 +1,6 @@
 /**
  * The MySQL/MariaDB datastore: a plain object satisfying src/datastore.ts,
- * built from the runner (systemd unit or a supervised mariadbd), the admin
+ * built from the runner (systemd unit or a supervised mariadbd or mysqld), the admin
  * connection (os_admin over the unix socket) and the option files.
  */
 import { basename, dirname, join } from 'node:path';
