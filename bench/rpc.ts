@@ -8,11 +8,14 @@
  * rpc_ping calls (from /proc/<pid>/stat, so the caller's cost does not count),
  * round-trip p50/p99 and calls/s with 1 and with 16 concurrent callers using
  * our fast caller (src/rpc/client.ts), p50 with Trove's own Python caller,
- * idle RSS 30 s after the last call, and the time from launch to the first answer;
+ * idle RSS 30 s after the last call, the CPU of a sparse call (one every 2 s, as
+ * Trove's calls come: the agent's CPU over 10 such calls less the same time idle,
+ * from every thread's schedstat; after one call and 20 s more of quiet), and the
+ * time from launch to the first answer;
  * then the ratios against the targets. Not a test: nothing passes or fails.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, realpathSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +37,21 @@ function cpuSeconds(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime
 }
+/** CPU ms of every thread the process has now, from schedstat (ns, not ticks: a sparse call is far below a tick). */
+function threadCpuMs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return ns / 1e6;
+}
+const SPARSE_CALLS = 10;
+const SPARSE_GAP_MS = 2000;
+
 /** VmRSS split: anonymous (heaps, stacks) and file-backed (the interpreter's own binary and libraries). */
 function rssParts(pid: number): { anon: number; file: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -64,6 +82,7 @@ interface Result {
   idleRss: number;
   idleAnon: number;
   idleFile: number;
+  sparseMs: number;
 }
 
 async function firstAnswer(client: RpcClient, topic: string, launched: number): Promise<number> {
@@ -114,7 +133,21 @@ async function measure(name: string, pid: number, topic: string, client: RpcClie
   await py.close();
   // Idle: 30 s after the last call (and so after launch), what a guest between Trove's calls holds.
   await new Promise((r) => setTimeout(r, 30_000));
-  return { name, firstAnswerMs, cpuPer10k, p50: pct(lat, 50), p99: pct(lat, 99), rps1, p50x16: pct(lat16, 50), p99x16: pct(lat16, 99), rps16, pyP50: pct(pyLat, 50), idleRss: rssMiB(pid), idleAnon: rssParts(pid).anon, idleFile: rssParts(pid).file };
+  const idleRss = rssMiB(pid);
+  const { anon: idleAnon, file: idleFile } = rssParts(pid);
+  // Sparse calls: the agent's CPU over SPARSE_CALLS calls SPARSE_GAP_MS apart, less the same time idle just before.
+  // The first call after the quiet spell reads back the code the agent paged out (once per 10 min at most): not counted.
+  await client.call(topic, 'rpc_ping', {}, { timeoutMs: 5000 });
+  await new Promise((r) => setTimeout(r, 20_000));
+  const i0 = threadCpuMs(pid);
+  await new Promise((r) => setTimeout(r, SPARSE_CALLS * SPARSE_GAP_MS));
+  const i1 = threadCpuMs(pid);
+  for (let i = 0; i < SPARSE_CALLS; i++) {
+    await new Promise((r) => setTimeout(r, SPARSE_GAP_MS));
+    await client.call(topic, 'rpc_ping', {}, { timeoutMs: 5000 });
+  }
+  const sparseMs = (threadCpuMs(pid) - i1 - (i1 - i0)) / SPARSE_CALLS;
+  return { sparseMs, name, firstAnswerMs, cpuPer10k, p50: pct(lat, 50), p99: pct(lat, 99), rps1, p50x16: pct(lat16, 50), p99x16: pct(lat16, 99), rps16, pyP50: pct(pyLat, 50), idleRss, idleAnon, idleFile };
 }
 
 function confFiles(dir: string, guestId: string, transportUrl: string, extra = ''): string[] {
@@ -202,12 +235,14 @@ async function main(): Promise<void> {
     ["p50 with Trove's Python caller (ms)", (r) => r.pyP50.toFixed(2)],
     ['idle RSS 30 s after the last call (MiB)', (r) => r.idleRss.toFixed(1)],
     ['  of it anonymous / file-backed (MiB)', (r) => `${r.idleAnon.toFixed(1)} / ${r.idleFile.toFixed(1)}`],
+    [`agent CPU ms per call, one every ${SPARSE_GAP_MS / 1000} s`, (r) => r.sparseMs.toFixed(2)],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   console.log(`\n${''.padEnd(w)}  ${o.name.padEnd(26)}  ${p.name}`);
   for (const [label, f] of rows) console.log(`${label.padEnd(w)}  ${f(o).padEnd(26)}  ${f(p)}`);
   console.log('\nratios (ours / Python) and targets:');
   console.log(`  CPU per call     ${(o.cpuPer10k / p.cpuPer10k).toFixed(3)}   target <= 0.2`);
+  console.log(`  CPU, sparse      ${(o.sparseMs / p.sparseMs).toFixed(3)}`);
   console.log(`  idle RSS         ${(o.idleRss / p.idleRss).toFixed(3)}   target <= 0.5`);
   console.log(`  first answer     ${(o.firstAnswerMs / 1000).toFixed(3)} s vs ${(p.firstAnswerMs / 1000).toFixed(3)} s   target <= 0.3 s`);
   console.log(`  calls/s, 16      ${(o.rps16 / p.rps16).toFixed(2)}x`);

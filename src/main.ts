@@ -33,7 +33,7 @@ import { createBackupService } from './backup/service.ts';
 import { createGuestLogService } from './guestlog.ts';
 import { createModuleManager } from './modules.ts';
 import { createSdNotifier } from './sd-notify.ts';
-import { createIdleGc, exposeGc, FOLLOW_UPS_MS, exposeMinorGc, idleCollector, type IdleGc } from './process/idle-gc.ts';
+import { createIdleGc, exposeGc, FOLLOW_UPS_MS, exposeMinorGc, idleCollector, rssGrowthGate, SPELL_MIN_GROWTH_BYTES, type IdleGc } from './process/idle-gc.ts';
 import { createIdlePageout, loadIdleMemory } from './process/idle-memory.ts';
 
 const GUEST_CONF_DIR = '/etc/trove/conf.d';
@@ -294,7 +294,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
           onPaged: (r) => log.debug({ rss_file_mib: [r.before, r.after].map((m) => Math.round(m * 10) / 10) }, 'paged out code not run since start-up or the last pageout'),
         })
       : null;
-    const idleGc = createIdleGc(500, 5000, idleCollector(exposeGc(), mem.ok ? mem.trim : null), FOLLOW_UPS_MS, afterSpell);
+    const idleGc = createIdleGc(500, 5000, idleCollector(exposeGc(), mem.ok ? mem.trim : null), FOLLOW_UPS_MS, afterSpell, rssGrowthGate(SPELL_MIN_GROWTH_BYTES));
     agent = await runDaemon(settings, log, { idleGc, minorGc: exposeMinorGc() });
     idleGc.touch(); // start-up's own garbage, once the agent is quiet
 

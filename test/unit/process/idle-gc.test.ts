@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createIdleGc, exposeGc, idleCollector } from '../../../src/process/idle-gc.ts';
+import { createIdleGc, exposeGc, idleCollector, rssGrowthGate } from '../../../src/process/idle-gc.ts';
 
 describe('idle GC', () => {
   afterEach(() => void vi.useRealTimers());
@@ -133,6 +133,29 @@ describe('idle GC', () => {
     expect(after).toHaveBeenCalledTimes(1);
     vi.advanceTimersByTime(60_000); // the next spell runs to its end
     expect(after).toHaveBeenCalledTimes(2);
+    idle.stop();
+  });
+
+  it('with a gate: no collections while the process has not grown since the last one; the spell still ends in afterSpell', () => {
+    vi.useFakeTimers();
+    let rss = 100;
+    const gate = rssGrowthGate(10, () => rss);
+    const collect = vi.fn();
+    const after = vi.fn();
+    const idle = createIdleGc(500, 5000, collect, [1500], after, gate);
+    idle.touch(); // the first spell always collects (start-up's garbage)
+    vi.advanceTimersByTime(2000);
+    expect([collect.mock.calls.length, after.mock.calls.length]).toEqual([2, 1]);
+    rss = 109; // a lone call: grown by less than the gate's 10
+    vi.advanceTimersByTime(10_000);
+    idle.touch();
+    vi.advanceTimersByTime(60_000);
+    expect([collect.mock.calls.length, after.mock.calls.length]).toEqual([2, 2]);
+    expect(vi.getTimerCount()).toBe(0);
+    rss = 110; // a burst
+    idle.touch();
+    vi.advanceTimersByTime(2000);
+    expect([collect.mock.calls.length, after.mock.calls.length]).toEqual([4, 3]);
     idle.stop();
   });
 });
