@@ -6,6 +6,7 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { OpContext } from '../datastore.ts';
 import { GuestError } from '../errors.ts';
+import { redactText } from '../log.ts';
 
 export interface ServiceRunner {
   readonly kind: 'systemd' | 'process';
@@ -32,7 +33,8 @@ export function explainingStarts<M>(runner: ServiceRunner, mark: () => M, explai
     try {
       await op(ctx);
     } catch (err) {
-      const why = explain(since);
+      // Redacted as the agent's log is: the server may quote a setting it refused.
+      const why = redactText(explain(since) ?? '');
       if (!why) throw err;
       throw new GuestError(`${why} (${err instanceof Error ? err.message : String(err)})`, { cause: err });
     }
