@@ -464,13 +464,14 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
     lifecycle: {
       async prepare(req: PrepareRequest, ctx: OpContext, fetcher?: BackupFetcher) {
         if (req.backupInfo && !fetcher) throw new OperationNotSupportedError('restore from backup during prepare', name);
+        // Refused before anything is stopped or rewritten.
+        if (req.backupInfo && flavor === 'mysql') throw new GuestError('restoring a MySQL server needs Percona XtraBackup, which this agent does not drive (it restores MariaDB with mariabackup)');
         await runner.stop(ctx);
         writeConfig(paths, req.configContents);
         if (req.overrides && Object.keys(req.overrides).length) writeOverrides(paths, req.overrides);
         if (req.backupInfo && fetcher) {
           const location = req.backupInfo.location;
           if (!location) throw new GuestError('backup_info has no location to restore from');
-          if (flavor === 'mysql') throw new GuestError('restoring a MySQL server needs Percona XtraBackup, which this agent does not drive (it restores MariaDB with mariabackup)');
           rmSync(paths.dataDir, { recursive: true, force: true });
           mkdirSync(paths.dataDir, { recursive: true, mode: 0o750 });
           mkdirSync(dirname(paths.socket), { recursive: true, mode: 0o755 });

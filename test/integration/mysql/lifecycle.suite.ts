@@ -5,7 +5,7 @@
 // lifecycle-mysql.test.ts (MySQL).
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -373,6 +373,30 @@ export function defineLifecycleSuite(server: ServerUnderTest): void {
         expect(done.kwargs).toMatchObject({ state: 'FAILED', success: false });
         expect(logLines.join('')).toContain('need Percona XtraBackup');
         expect(names(await caller.api('list_databases'))).toEqual(['app', 'd1', 'd2', 'd3']);
+      });
+
+      it('a new instance asked to restore a backup fails to spawn with the reason, before its server is touched', async () => {
+        const guest2 = randomUUID();
+        const queue2 = `trove-conductor-${randomUUID()}`;
+        const [caller2, conductor2] = await Promise.all([
+          PythonCaller.start({ url: rabbit.url, guestId: guest2, key: KEY }),
+          PythonConductor.start({ url: rabbit.url, keys: { [guest2]: KEY }, queue: queue2 }),
+        ]);
+        const lines: string[] = [];
+        const sink = new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } });
+        const ta2 = await startTestAgent({ conductorQueue: queue2, transportUrl: rabbit.url, guestId: guest2, key: KEY, datastorePort: await freePort(), reportInterval: 2, factory: createMysqlDatastore, extraConf: server.extraConf, datastoreVersion: server.dsVersion, log: createLogger({ destination: sink, level: 'debug' }) });
+        try {
+          ok(await caller2.api('prepare', {
+            memory_mb: 512, packages: '', databases: [], users: [], device_path: null, mount_point: '/var/lib/mysql', config_contents: null, root_password: null, overrides: {}, ds_version: server.dsVersion,
+            backup_info: { id: 'b-x', location: `${swift.storageUrl}/database_backups/b-x.xbstream.gz`, type: 'InnoBackupEx', checksum: null },
+          }, { notification: true, context: { auth_token: swift.token, service_catalog: [{ type: 'object-store', endpoints: [{ publicURL: swift.storageUrl }] }] } }));
+          await conductor2.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'failed to spawn', 60_000);
+          expect(lines.join(''), lines.slice(-5).join('')).toContain('restoring a MySQL server needs Percona XtraBackup');
+          expect(existsSync(`${ta2.stateDir}/mysql/data`)).toBe(false);
+        } finally {
+          await ta2.agent.stop();
+          await Promise.all([caller2.close(), conductor2.close()]);
+        }
       });
     });
   }
