@@ -10,14 +10,31 @@
 #
 #   scripts/fetch-mysql.sh [dir]    (default /var/cache/guestagent-mysql, or $GA_MYSQL_DIR)
 #
-# Does nothing when dir/bin/mysqld already runs. Exits non-zero when it cannot
+# bin/mysql, bin/mysqldump and bin/mysqlbinlog run the client programs the same
+# way (MySQL's logical backups and restores; the agent's [mysql] client_bin_dir).
+#
+# Fetches nothing when dir/bin/mysqld already runs. Exits non-zero when it cannot
 # fetch (the suite then skips and says why).
 set -euo pipefail
 
 DEST=${1:-${GA_MYSQL_DIR:-/var/cache/guestagent-mysql}}
 MIRROR=${GA_MYSQL_MIRROR:-http://deb.debian.org/debian}
 
+# Wrappers for unstable's client programs in $1/bin, run from $DEST/root.
+wrap_clients() {
+  local R="$DEST/root" tool
+  for tool in mysql mysqldump mysqlbinlog; do
+    cat > "$1/bin/$tool" <<EOF
+#!/bin/sh
+# Debian unstable's $tool under its own loader and libraries (scripts/fetch-mysql.sh).
+exec "$R/usr/lib64/ld-linux-x86-64.so.2" --library-path "$R/usr/lib/x86_64-linux-gnu" "$R/usr/bin/$tool" "\$@"
+EOF
+    chmod 755 "$1/bin/$tool"
+  done
+}
+
 if "$DEST/bin/mysqld" --version >/dev/null 2>&1; then
+  [ -x "$DEST/bin/mysqlbinlog" ] || wrap_clients "$DEST"
   echo "fetch-mysql: $("$DEST/bin/mysqld" --version | head -1)"
   exit 0
 fi
@@ -53,6 +70,7 @@ exec "$R/usr/lib64/ld-linux-x86-64.so.2" --library-path "$R/usr/lib/x86_64-linux
   --character-sets-dir="$R/usr/share/mysql/charsets" --plugin-dir="$R/usr/lib/mysql/plugin" "\$@"
 EOF
 chmod 755 "$work/bin/mysqld"
+wrap_clients "$work"
 
 rm -rf "$DEST"
 mkdir -p "$DEST"

@@ -199,8 +199,9 @@ const TABLE: OptionTable = {
   },
   // Ours, not Trove's: the server program (default: Debian's /usr/sbin/mariadbd when installed, else
   // /usr/sbin/mysqld). Its real name says which server it is: mariadbd is MariaDB, anything else MySQL.
-  mysql: { ...TROVE_OPTIONS['mysql'], server_binary: { kind: 'str', default: null } },
-  mariadb: { ...TROVE_OPTIONS['mariadb'], server_binary: { kind: 'str', default: null } },
+  // And where MySQL's mysql, mysqldump and mysqlbinlog are (its logical backups and restores).
+  mysql: { ...TROVE_OPTIONS['mysql'], server_binary: { kind: 'str', default: null }, client_bin_dir: { kind: 'str', default: '/usr/bin' } },
+  mariadb: { ...TROVE_OPTIONS['mariadb'], server_binary: { kind: 'str', default: null }, client_bin_dir: { kind: 'str', default: '/usr/bin' } },
   service_credentials: {
     ...TROVE_OPTIONS['service_credentials'],
     // Ours, not Trove's (keystoneauth's option names): a Keystone v3
