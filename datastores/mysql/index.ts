@@ -403,6 +403,7 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
     root,
     backup: flavor === 'mariadb' ? createMariabackup(paths) : createMysqldump({ paths, sql, tools }),
     replication: createMysqlReplication({
+      flavor,
       paths,
       sql,
       restart: async (ctx) => {

@@ -18,6 +18,11 @@ describe('renderReplicationConfig', () => {
     expect(() => renderReplicationConfig('log_bin = x\n', '/d')).toThrow(/no section/);
     expect(renderReplicationConfig('# c\n[mysqld]\nskip-slave-start\n', '/d')).toBe('[mysqld]\nskip-slave-start\n');
   });
+  it('writes the options MySQL 8.3 and later removed (Trove\'s MySQL replica template sets one) as loose_, which a server without them only warns about', () => {
+    expect(renderReplicationConfig('[mysqld]\nrelay_log_info_repository = TABLE\nmaster-info-repository = TABLE\nrelay_log_recovery = 1\n', '/d')).toBe(
+      '[mysqld]\nloose_relay_log_info_repository = TABLE\nloose_master-info-repository = TABLE\nrelay_log_recovery = 1\n',
+    );
+  });
 });
 
 describe('snapshotGtid', () => {
