@@ -9,7 +9,8 @@
  * in both. Usage: npx node bench/backup.ts [bytes] [segmentMiB]
  * `node bench/backup.ts redis [bytes] [segmentMiB]` runs the Redis rows instead (bench/backup-redis.ts),
  * `node bench/backup.ts mariadb [bytes] [segmentMiB]` the MariaDB ones (bench/backup-mariadb.ts),
- * `node bench/backup.ts postgresql [bytes] [segmentMiB]` the PostgreSQL ones (bench/backup-postgresql.ts).
+ * `node bench/backup.ts postgresql [bytes] [segmentMiB]` the PostgreSQL ones (bench/backup-postgresql.ts),
+ * `node bench/backup.ts mysql [bytes] [segmentMiB]` Oracle MySQL's logical ones (bench/backup-mysql.ts).
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -90,6 +91,11 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'mariadb') {
     const { benchMariadb } = await import('./backup-mariadb.ts');
     await benchMariadb(Number(process.argv[3] ?? 2_000_000_000), process.argv[4] ? Number(process.argv[4]) : undefined);
+    return;
+  }
+  if (process.argv[2] === 'mysql') {
+    const { benchMysql } = await import('./backup-mysql.ts');
+    await benchMysql(Number(process.argv[3] ?? 1_000_000_000), process.argv[4] ? Number(process.argv[4]) : undefined);
     return;
   }
   if (process.argv[2] === 'postgresql') {

@@ -451,6 +451,23 @@ export function defineLifecycleSuite(server: ServerUnderTest): void {
         }
       });
 
+      it('an incremental backup on a parent that is not a logical MySQL backup fails with the reason, and Trove learns FAILED', async () => {
+        const name = `b-${randomUUID()}.xbstream.gz`;
+        const put = await fetch(`${swift.storageUrl}/database_backups/${name}`, { method: 'PUT', headers: { 'X-Auth-Token': swift.token }, body: 'a mariabackup stream' });
+        expect(put.status).toBe(201);
+        const id = `b-${randomUUID()}`;
+        const from = conductor.received.length;
+        ok(await caller.api('create_backup', {
+          backup_info: {
+            id, instance_id: guestId, location: null, type: 'InnoBackupEx', checksum: null, datastore: 'mysql', datastore_version: server.dsVersion,
+            parent: { location: `${swift.storageUrl}/database_backups/${name}`, checksum: put.headers.get('etag') },
+          },
+        }, { context, notification: true }));
+        const done = await conductor.waitFor((c) => c.method === 'update_backup' && c.kwargs['backup_id'] === id && c.kwargs['state'] !== 'BUILDING', 30_000, from);
+        expect(done.kwargs).toMatchObject({ state: 'FAILED', success: false });
+        expect(logLines.join('')).toContain('incremental backups of a MySQL server need gtid_mode = ON, on the server and when the parent was taken (now ON, parent unknown)');
+      });
+
       it('a physical backup (mariabackup, XtraBackup) is refused before the new server is touched, and it fails to spawn with the reason', async () => {
         const guest2 = randomUUID();
         const queue2 = `trove-conductor-${randomUUID()}`;
