@@ -498,7 +498,7 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
         }
       },
       async resetConfiguration(contents) {
-        writeConfig(paths, contents);
+        writeConfig(paths, contents, flavor);
       },
     },
     lifecycle: {
@@ -516,7 +516,7 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
           throw new GuestError(`${location} is a logical backup of a MySQL server: it cannot be restored into MariaDB`);
         }
         await runner.stop(ctx);
-        writeConfig(paths, req.configContents);
+        writeConfig(paths, req.configContents, flavor);
         if (req.overrides && Object.keys(req.overrides).length) writeOverrides(paths, req.overrides);
         if (location && fetcher && logicalChain) {
           rmSync(paths.dataDir, { recursive: true, force: true });
@@ -551,7 +551,7 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
         await runner.stop(ctx, { disableOnBoot: o.doNotStartOnReboot });
       },
       async startWithConfChanges(contents, ctx) {
-        if (contents !== null) writeConfig(paths, contents);
+        if (contents !== null) writeConfig(paths, contents, flavor);
         await runner.start(ctx);
       },
       async rebuild(req, ctx) {
@@ -559,7 +559,7 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
         if (!dataDirInitialized(paths)) {
           throw new GuestError(`no ${name} data directory in ${paths.dataDir}: is the instance's data volume mounted at ${mountPoint}?`);
         }
-        if (req.configContents !== null) writeConfig(paths, req.configContents);
+        if (req.configContents !== null) writeConfig(paths, req.configContents, flavor);
         else if (!existsSync(paths.configFile)) throw new GuestError('rebuild needs config_contents: this guest has no configuration yet');
         if (req.overrides && Object.keys(req.overrides).length) writeOverrides(paths, req.overrides);
         mkdirSync(dirname(paths.socket), { recursive: true, mode: 0o755 });

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import type { OpContext, Replication, ReplicationUser } from '../../src/datastore.ts';
 import { BadRequestError, GuestError } from '../../src/errors.ts';
 import { primaryIpv4 } from '../../src/replication.ts';
-import { writeOptionFile, type MysqlPaths } from './server.ts';
+import { looseRetired, writeOptionFile, type MysqlPaths } from './server.ts';
 import type { SqlClient } from './sql.ts';
 
 /** Where Trove's guest keeps the data (its templates name paths under it, e.g. log_bin). */
@@ -40,14 +40,6 @@ export interface ReplicationOptions {
 }
 
 /**
- * Options Trove's MySQL replica template sets that MySQL 8.3 and later no
- * longer know (the table repository is the only one left) and refuse to start
- * with: written with MySQL's `loose_` prefix, so an older server still takes
- * them and a newer one only warns.
- */
-const REMOVED_OPTIONS = new Set(['relay_log_info_repository', 'master_info_repository']);
-
-/**
  * Trove's rendered replication configuration as an option file: only
  * sections, options and comments (no `!include`), and its paths under
  * Trove's data directory moved to this server's.
@@ -64,7 +56,8 @@ export function renderReplicationConfig(contents: string, dataDir: string): stri
     const m = /^([A-Za-z][A-Za-z0-9_.-]*)\s*(?:=\s*(.*))?$/.exec(line);
     if (!m) throw new BadRequestError(`the replication configuration has a line that is not an option: ${JSON.stringify(line.slice(0, 100))}`);
     const value = m[2];
-    const name = REMOVED_OPTIONS.has(m[1]!.replaceAll('-', '_')) ? `loose_${m[1]}` : m[1]!;
+    // Options today's servers no longer have (Trove's MySQL replica template sets one) are written loose_.
+    const name = looseRetired(m[1]!);
     if (value === undefined) out.push(name);
     else {
       const moved = dataDir !== TROVE_DATA_DIR && value.startsWith(`${TROVE_DATA_DIR}/`) ? join(dataDir, value.slice(TROVE_DATA_DIR.length + 1)) : value;

@@ -67,9 +67,63 @@ export function writeOptionFile(file: string, text: string): void {
 }
 
 /** Writes the main option file: Trove's config_contents, then our include dir (read last, so overrides win). */
-export function writeConfig(p: MysqlPaths, contents: string | null): void {
+/**
+ * Options Trove's templates set that today's servers no longer have and refuse to start with:
+ * Trove 18's mysql config.template (which Trove renders for its mysql datastore, whichever server
+ * the image has) sets default_authentication_plugin and innodb_log_files_in_group, which neither
+ * MariaDB 10.11 nor MySQL 9 knows, and innodb_log_file_size, which MySQL 9 no longer has; its
+ * MySQL replica template sets relay_log_info_repository (gone since MySQL 8.3); its 5.7-era
+ * configuration rules name query cache and file format options MySQL 8.0 removed. They are
+ * written with the `loose_` prefix both servers understand: a server that has the option takes
+ * it, one that does not starts with a warning in its error log.
+ */
+export const RETIRED_OPTIONS: ReadonlySet<string> = new Set([
+  'default_authentication_plugin', 'innodb_log_files_in_group', 'innodb_log_file_size', 'expire_logs_days',
+  'relay_log_info_repository', 'master_info_repository', 'query_cache_size', 'query_cache_type', 'query_cache_limit',
+  'innodb_large_prefix', 'innodb_file_format', 'innodb_support_xa',
+]);
+
+/** An option line `name[ = value]` whose name (dashes or underscores) is retired gets `loose_` in front. */
+export function looseRetired(line: string): string {
+  const m = /^(\s*)([A-Za-z][A-Za-z0-9_-]*)(\s*(?:=.*)?)$/.exec(line);
+  return m && RETIRED_OPTIONS.has(m[2]!.replaceAll('-', '_')) ? `${m[1]}loose_${m[2]}${m[3]}` : line;
+}
+
+/**
+ * An `!include` or `!includedir` of a path that does not exist stops the server before it starts
+ * ("Can't read dir of '/etc/mysql/conf.d/'"): Trove's template ends with `!includedir
+ * /etc/mysql/conf.d/`, which an image's server package may not have made. Such a line is kept as a
+ * comment saying so; there is nothing to include.
+ */
+export function dropMissingInclude(line: string, exists: (path: string) => boolean = existsSync): string {
+  const m = /^\s*!include(?:dir)?\s+(.+?)\s*$/.exec(line);
+  return m && !exists(m[1]!) ? `# guestagent: ${m[1]} does not exist here, not included: ${line.trim()}` : line;
+}
+
+/**
+ * `secure_file_priv = NULL` is MySQL's way to turn file import and export off (Trove's mysql
+ * template sets it); MariaDB has no such value and stops ("Failed to normalize the argument for
+ * --secure-file-priv"). For MariaDB the option names an empty directory only root may enter
+ * instead: the server, which runs as mysql, can neither read nor write files through it.
+ */
+export function mariadbFilePriv(line: string, dir: string): string {
+  return /^\s*secure[-_]file[-_]priv\s*=\s*['"]?null['"]?\s*$/i.test(line) ? `secure_file_priv = ${dir}` : line;
+}
+
+/** Writes Trove's config_contents as the server's option file, made fit for the server that reads it (see above). */
+export function writeConfig(p: MysqlPaths, contents: string | null, flavor: 'mariadb' | 'mysql'): void {
   mkdirSync(p.confDir, { recursive: true });
-  const body = (contents ?? DEFAULT_CONFIG).replace(/\s*$/, '\n');
+  const noFiles = join(dirname(p.dataDir), 'no-file-io');
+  const body = (contents ?? DEFAULT_CONFIG)
+    .split('\n')
+    .map((line) => dropMissingInclude(looseRetired(line)))
+    .map((line) => (flavor === 'mariadb' ? mariadbFilePriv(line, noFiles) : line))
+    .join('\n')
+    .replace(/\s*$/, '\n');
+  if (flavor === 'mariadb' && body.includes(`secure_file_priv = ${noFiles}\n`)) {
+    mkdirSync(noFiles, { recursive: true, mode: 0o700 });
+    chmodSync(noFiles, 0o700);
+  }
   writeOptionFile(p.configFile, `${body}\n# Written by guestagent: overrides are read last.\n!includedir ${p.confDir}\n`);
   // Where the data and the socket are is the agent's to say, read after everything else: the
   // distribution's unit starts mariadbd with only this option file (under the process runner the
