@@ -69,13 +69,13 @@ export function writeOptionFile(file: string, text: string): void {
 /** Writes the main option file: Trove's config_contents, then our include dir (read last, so overrides win). */
 /**
  * Options Trove's templates set that today's servers no longer have and refuse to start with:
- * Trove 18's mysql config.template (which Trove renders for its mysql datastore, whichever server
- * the image has) sets default_authentication_plugin and innodb_log_files_in_group, which neither
- * MariaDB 10.11 nor MySQL 9 knows, and innodb_log_file_size, which MySQL 9 no longer has; its
- * MySQL replica template sets relay_log_info_repository (gone since MySQL 8.3); its 5.7-era
- * configuration rules name query cache and file format options MySQL 8.0 removed. They are
- * written with the `loose_` prefix both servers understand: a server that has the option takes
- * it, one that does not starts with a warning in its error log.
+ * Trove 18's mysql config.template sets default_authentication_plugin, innodb_log_files_in_group
+ * and innodb_log_file_size, which MySQL 9.7 stops at ("unknown variable"; MariaDB 10.11 still
+ * takes the first two, warning that they do nothing); its MySQL replica template sets
+ * relay_log_info_repository (gone since MySQL 8.3); its 5.7-era configuration rules name query
+ * cache and file format options MySQL 8.0 removed. They are written with the `loose_` prefix both
+ * servers understand: a server that has the option takes it, one that does not starts with a
+ * warning in its error log.
  */
 export const RETIRED_OPTIONS: ReadonlySet<string> = new Set([
   'default_authentication_plugin', 'innodb_log_files_in_group', 'innodb_log_file_size', 'expire_logs_days',

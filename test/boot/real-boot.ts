@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../integration/harness/ports.ts';
 import { PythonCaller, PythonConductor, resultOf as ok } from '../integration/harness/python-peer.ts';
+import { troveConfigTemplate } from '../integration/harness/trove-config.ts';
 import { startRabbitNode } from '../integration/setup/rabbit.ts';
 import { startSwift } from '../integration/setup/swift.ts';
 import { createSwiftClient } from '../../src/backup/swift-client.ts';
@@ -188,7 +189,8 @@ function mariadbVariant(manager: 'mariadb' | 'mysql', port: number): Variant {
       mkdirSync(join(root, 'etc/mysql/mariadb.conf.d'), { recursive: true });
       writeFileSync(join(root, 'etc/mysql/mariadb.conf.d/99-boot-port.cnf'), `[mysqld]\nport = ${port}\nbind-address = 127.0.0.1\n`);
     },
-    prepare: { databases: [{ _name: 'fromprepare' }], users: [], config_contents: `[mysqld]\nport = ${port}\nbind-address = 127.0.0.1\nmax_connections = 50\n` },
+    // Trove's own rendering of the manager's template for a 1 GB flavour, then the guest's port (see above).
+    prepare: { databases: [{ _name: 'fromprepare' }], users: [], config_contents: `${troveConfigTemplate(manager, 1024, '10.11')}\n[mysqld]\nport = ${port}\nbind-address = 127.0.0.1\n` },
     async check(api, guest) {
       await api('create_database', { databases: [{ _name: 'booted', _character_set: 'utf8mb4', _collate: 'utf8mb4_general_ci' }] });
       // Seen from inside the guest: its own mariadb client over its own socket, in its namespaces.
@@ -476,7 +478,9 @@ async function main(): Promise<number> {
 
     // The guest: a copy of the cached root with the NoCloud seed Trove's user data would be.
     const root = join(work, 'root');
-    cpSync(rootfs, root, { recursive: true, verbatimSymlinks: true });
+    // cp -a: Node's cpSync makes every directory 0755, /tmp and /var/tmp included (found when Trove's
+    // template, tmpdir = /var/tmp, met a guest where mysql could not write there).
+    execFileSync('cp', ['-a', rootfs, root]);
     const template = readFileSync(join(ROOT, `cloudinit/${v.manager}.cloudinit`), 'utf8').replaceAll('GUESTAGENT_RELEASE_URL', `http://127.0.0.1:${httpPort}/${tarball}`);
     const files = {
       '/etc/trove/conf.d/guest_info.conf': `[DEFAULT]\nguest_id=${guestId}\ndatastore_manager=${v.manager}\ndatastore_version=${v.version}\ntenant_id=boot-project\ninstance_rpc_encr_key=${key}\n`,
