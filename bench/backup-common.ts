@@ -105,3 +105,38 @@ export function timedFetcher(datastore: Datastore, version: string, storageUrl: 
     fetchPeakKiB: () => peak,
   };
 }
+
+/**
+ * The raw anchors of a datastore bench, each timed after a `settle()`: the tool alone (its output
+ * counted), into `gzip -6`, into `zstd -T0 -3`, and, given a Swift object URL and a header file
+ * with the token, zstd into Swift with curl (what Swift costs on these cores). Peak RSS is the
+ * compressor's (and not the tool's). `after` runs after each (a tool's leftovers).
+ */
+export async function rawPipelines(o: {
+  label: string; tool: string; env: Record<string, string | undefined>; dir: string; swift?: { hdr: string; url: string }; after?: () => void;
+}): Promise<{ rows: Array<[string, number, number]>; streamBytes: number }> {
+  const time = (f: string) => `/usr/bin/time -f %M -o "$DIR/${f}"`;
+  const pipes: Array<[string, string, string]> = [
+    [`raw: ${o.label} > /dev/null`, '| wc -c', ''],
+    [`raw: ${o.label} | gzip -6 > /dev/null`, `| ${time('gz.rss')} gzip -6 > /dev/null`, 'gz.rss'],
+    [`raw: ${o.label} | zstd -T0 -3 > /dev/null`, `| ${time('zs.rss')} zstd -T0 -3 -q > /dev/null`, 'zs.rss'],
+  ];
+  if (o.swift) pipes.push([`raw: ${o.label} | zstd -T0 -3 | curl -T - → Swift`, `| ${time('zc.rss')} zstd -T0 -3 -q | curl -sS -f -o /dev/null -H @"$HDR" -T - "$URL"`, 'zc.rss']);
+  const rows: Array<[string, number, number]> = [];
+  let streamBytes = 0;
+  for (const [name, tail, rss] of pipes) {
+    settle();
+    const r = await shell(`${o.tool} 2>/dev/null ${tail}`, { ...o.env, DIR: o.dir, HDR: o.swift?.hdr, URL: o.swift?.url });
+    if (!rss) streamBytes = Number(r.out.trim());
+    rows.push([name, r.seconds, rss ? peakKiB(o.dir, rss) / 1024 : 0]);
+    o.after?.();
+  }
+  return { rows, streamBytes };
+}
+
+/** Prints the benches' table header and returns its row printer (MB/s is `mb` per second). */
+export function table(mb: number, width = 56): (name: string, seconds: number, stored: number | null, rssMiB: number) => void {
+  console.log(['pipeline'.padEnd(width), 'MB/s'.padStart(8), 'seconds'.padStart(9), 'stored MB'.padStart(10), 'peak RSS MiB'.padStart(13)].join(''));
+  return (name, s, stored, rss) =>
+    console.log([name.padEnd(width), (mb / s).toFixed(1).padStart(8), s.toFixed(2).padStart(9), (stored === null ? '-' : (stored / 1e6).toFixed(1)).padStart(10), rss.toFixed(1).padStart(13)].join(''));
+}

@@ -33,7 +33,7 @@ import { freePort } from '../test/integration/harness/ports.ts';
 import { mariabackupHome, runTroveTool, toolRestored, toolSaved, TROVE_SRC } from '../test/integration/harness/trove-tool.ts';
 import { startKeystone, type KeystoneInfo } from '../test/integration/setup/keystone.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
-import { measureBackup, peakKiB, settle, shell, shQuote, timedFetcher, type OursBackup } from './backup-common.ts';
+import { measureBackup, rawPipelines, settle, shell, shQuote, table, timedFetcher, type OursBackup } from './backup-common.ts';
 import { runShipped } from './shipped.ts';
 
 const silent = pino({ level: 'silent' });
@@ -149,26 +149,14 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
     // Raw tool pipelines with the agent's own mariabackup command line.
     const plan = await source.backup!.plan({ backupId: 'raw', parent: null }, ctx());
     const tool = [plan.producer.file, ...plan.producer.args].map(shQuote).join(' ');
-    const time = (f: string) => `/usr/bin/time -f %M -o "$DIR/${f}"`;
-    const raw: Array<[string, number, number]> = [];
-    let streamBytes = 0;
     const hdr = join(dir, 'headers');
     writeFileSync(hdr, `X-Auth-Token: ${info.token}\n`, { mode: 0o600 });
     const rawZstUrl = `${info.storageUrl}/bench/raw-${Date.now()}.xbstream.zst`;
     await createSwiftClient({ storageUrl: info.storageUrl, token: info.token }).putContainer('bench');
-    for (const [name, tail, rss] of [
-      ['raw: mariabackup > /dev/null', '| wc -c', ''],
-      ['raw: mariabackup | gzip -6 > /dev/null', `| ${time('gz.rss')} gzip -6 > /dev/null`, 'gz.rss'],
-      ['raw: mariabackup | zstd -T0 -3 > /dev/null', `| ${time('zs.rss')} zstd -T0 -3 -q > /dev/null`, 'zs.rss'],
-      // The same pipe uploading to the same Swift (one PUT, the token from a header file): what Swift costs on these cores.
-      ['raw: mariabackup | zstd -T0 -3 | curl -T - → Swift', `| ${time('zc.rss')} zstd -T0 -3 -q | curl -sS -f -o /dev/null -H @"$HDR" -T - "$URL"`, 'zc.rss'],
-    ] as const) {
-      settle();
-      const r = await shell(`${tool} 2>/dev/null ${tail}`, { DIR: dir, HDR: hdr, URL: rawZstUrl });
-      if (!rss) streamBytes = Number(r.out.trim());
-      raw.push([name, r.seconds, rss ? peakKiB(dir, rss) / 1024 : 0]);
-      rmSync(join(plan.producer.args.find((a) => a.startsWith('--target-dir='))!.slice('--target-dir='.length)), { recursive: true, force: true });
-    }
+    const targetDir = plan.producer.args.find((a) => a.startsWith('--target-dir='))!.slice('--target-dir='.length);
+    const { rows: raw, streamBytes } = await rawPipelines({
+      label: 'mariabackup', tool, env: {}, dir, swift: { hdr, url: rawZstUrl }, after: () => rmSync(targetDir, { recursive: true, force: true }),
+    });
     await plan.cleanup();
 
     settle();
@@ -201,9 +189,7 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
 
     const mb = streamBytes / 1e6;
     console.log(`xbstream ${mb.toFixed(0)} MB (MB/s below is of it), Swift on 127.0.0.1, node ${process.version}, segments of ${(segmentMaxSize / 2 ** 20).toFixed(0)} MiB, ${new Date().toISOString().slice(0, 10)}`);
-    console.log(['pipeline'.padEnd(56), 'MB/s'.padStart(8), 'seconds'.padStart(9), 'stored MB'.padStart(10), 'peak RSS MiB'.padStart(13)].join(''));
-    const row = (name: string, s: number, stored: number | null, rss: number) =>
-      console.log([name.padEnd(56), (mb / s).toFixed(1).padStart(8), s.toFixed(2).padStart(9), (stored === null ? '-' : (stored / 1e6).toFixed(1)).padStart(10), rss.toFixed(1).padStart(13)].join(''));
+    const row = table(mb);
     for (const [name, s, rss] of raw) row(name, s, null, rss);
     row('ours: create_backup gzip → Swift', gz.seconds, gz.size, gz.peakRssKiB / 1024);
     row('ours: create_backup zstd → Swift', zs.seconds, zs.size, zs.peakRssKiB / 1024);

@@ -34,7 +34,7 @@ import { createSwiftClient } from '../src/backup/swift-client.ts';
 import type { Datastore, PrepareRequest } from '../src/datastore.ts';
 import { freePort } from '../test/integration/harness/ports.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
-import { measureBackup, peakKiB, settle, shell, shQuote, timedFetcher, type OursBackup } from './backup-common.ts';
+import { measureBackup, peakKiB, rawPipelines, settle, shell, shQuote, table, timedFetcher, type OursBackup } from './backup-common.ts';
 import { runShipped } from './shipped.ts';
 
 const BIN = '/usr/lib/postgresql/15/bin';
@@ -172,18 +172,7 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     const tool = [plan.producer.file, ...plan.producer.args].map(shQuote).join(' ');
     const toolEnv = { ...plan.producer.env, DIR: dir };
     const time = (f: string) => `/usr/bin/time -f %M -o "$DIR/${f}"`;
-    const raw: Array<[string, number, number]> = [];
-    let streamBytes = 0;
-    for (const [name, tail, rss] of [
-      ['raw: pg_basebackup > /dev/null', '| wc -c', ''],
-      ['raw: pg_basebackup | gzip -6 > /dev/null', `| ${time('gz.rss')} gzip -6 > /dev/null`, 'gz.rss'],
-      ['raw: pg_basebackup | zstd -T0 -3 > /dev/null', `| ${time('zs.rss')} zstd -T0 -3 -q > /dev/null`, 'zs.rss'],
-    ] as const) {
-      settle();
-      const r = await shell(`${tool} ${tail}`, toolEnv);
-      if (!rss) streamBytes = Number(r.out.trim());
-      raw.push([name, r.seconds, rss ? peakKiB(dir, rss) / 1024 : 0]);
-    }
+    const { rows: raw, streamBytes } = await rawPipelines({ label: 'pg_basebackup', tool, env: toolEnv, dir });
 
     // Trove's driver into Swift: the token goes to curl through a header file, not argv.
     const hdr = join(dir, 'headers');
@@ -236,9 +225,7 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
 
     const mb = streamBytes / 1e6;
     console.log(`base backup tar ${mb.toFixed(0)} MB (MB/s below is of it), ${expected.toLocaleString('en')} rows restored twice, Swift on 127.0.0.1, node ${process.version}, segments of ${(segmentMaxSize / 2 ** 20).toFixed(0)} MiB, ${new Date().toISOString().slice(0, 10)}`);
-    console.log(['pipeline'.padEnd(56), 'MB/s'.padStart(8), 'seconds'.padStart(9), 'stored MB'.padStart(10), 'peak RSS MiB'.padStart(13)].join(''));
-    const row = (name: string, s: number, stored: number | null, rss: number) =>
-      console.log([name.padEnd(56), (mb / s).toFixed(1).padStart(8), s.toFixed(2).padStart(9), (stored === null ? '-' : (stored / 1e6).toFixed(1)).padStart(10), rss.toFixed(1).padStart(13)].join(''));
+    const row = table(mb);
     for (const [name, s, rss] of raw) row(name, s, null, rss);
     row('raw: pg_basebackup | zstd -T0 -3 | curl -T - → Swift', zc.seconds, Number(zc.out), (peakKiB(dir, 'zc.rss') + peakKiB(dir, 'zcc.rss')) / 1024);
     for (const [name, s, stored, rss] of anchors) row(name, s, stored, rss);
