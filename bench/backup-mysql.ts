@@ -10,7 +10,7 @@
  *   ours:   the agent's create_backup (the datastore's plan → runBackup → Swift), gzip and zstd
  *   restore raw:  curl <zstd object> | zstd -dc | mysql, into a running empty server
  *   restore ours: prepare(backup_info) of a new MySQL datastore (checksum, decompress, mysql,
- *                 the server initialized, started and restarted with its own os_admin)
+ *                 the server initialized and started; the load gives os_admin its password)
  * The raw rows run the very command line the agent's plan builds (its option file carries the
  * password). MB/s is of mysqldump's output (what is compressed and stored) per wall second. Peak
  * RSS is the Node process for ours (the tools excluded), the compressor for raw. There is no
@@ -161,8 +161,8 @@ export async function benchMysql(bytes: number, segMiB: number | undefined): Pro
     row('ours: create_backup gzip → Swift', gz.seconds, gz.size, gz.peakRssKiB / 1024);
     row('ours: create_backup zstd → Swift', zs.seconds, zs.size, zs.peakRssKiB / 1024);
     row('restore raw: curl | zstd -dc | mysql (server running)', rr.seconds, null, 0);
-    row('restore ours from gzip (prepare: init, load, restart)', rg.seconds, null, rg.peakRssKiB / 1024);
-    row('restore ours from zstd (prepare: init, load, restart)', rz.seconds, null, rz.peakRssKiB / 1024);
+    row('restore ours from gzip (prepare: init, start, load)', rg.seconds, null, rg.peakRssKiB / 1024);
+    row('restore ours from zstd (prepare: init, start, load)', rz.seconds, null, rz.peakRssKiB / 1024);
     const [, rawGz] = raw[1]!;
     const [, rawZs] = raw[2]!;
     const [, rawZsSwift] = raw[3]!;

@@ -144,8 +144,37 @@ export function createMysqldump(o: { paths: MysqlPaths; sql: () => SqlClient; to
   };
 }
 
-/** The client loading a backup's SQL into the server as os_admin (`--binary-mode`: mysqlbinlog's output may hold any bytes). */
-export const loader = (tools: MysqlTools, adminCnf: string): ToolSpec => ({
-  file: tools.mysql,
-  args: [`--defaults-extra-file=${adminCnf}`, '--binary-mode', '--max-allowed-packet=1G', '--batch', '--silent'],
+/**
+ * What a load ends with, in its own session: that session logged in as os_admin before the
+ * backup replaced the accounts (with the source's os_admin), and stays logged in, so it gives
+ * os_admin this instance's `password`, in the account tables and in the server's memory, with
+ * no restart. Kept out of the binary log. `password` is the agent's own (checked: it is SQL text).
+ */
+export function adminTrailer(password: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(password)) throw new GuestError('generated password has unexpected characters');
+  return (
+    '\nSET SESSION sql_log_bin = 0, SESSION sql_log_off = 1;\n' +
+    `CREATE USER IF NOT EXISTS 'os_admin'@'localhost' IDENTIFIED BY '${password}';\n` +
+    `ALTER USER 'os_admin'@'localhost' IDENTIFIED BY '${password}' ACCOUNT UNLOCK;\n` +
+    "GRANT ALL PRIVILEGES ON *.* TO 'os_admin'@'localhost' WITH GRANT OPTION;\n" +
+    'FLUSH PRIVILEGES;\n'
+  );
+}
+
+/**
+ * The client loading a backup's SQL into the server as os_admin, then `trailer` (a 0600 file,
+ * adminTrailer's statements) in the same session: `sh` concatenates the two with a fixed script,
+ * every path an argument, nothing secret on a command line. `--binary-mode`: mysqlbinlog's output
+ * may hold any bytes. The load fails with the client's exit status.
+ */
+export const loader = (tools: MysqlTools, adminCnf: string, trailer: string): ToolSpec => ({
+  file: '/bin/sh',
+  args: [
+    '-c',
+    'cat - "$1" | "$2" --defaults-extra-file="$3" --binary-mode --max-allowed-packet=1G --batch --silent',
+    'guestagent-load',
+    trailer,
+    tools.mysql,
+    adminCnf,
+  ],
 });

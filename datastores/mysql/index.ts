@@ -13,7 +13,7 @@ import { explainingStarts, type ServiceRunner } from '../../src/service/runner.t
 import { createSystemdRunner } from '../../src/service/systemd.ts';
 import { createMysqlAdmin } from './admin.ts';
 import { createMariabackup, restoreChain } from './backup.ts';
-import { createMysqldump, isLogicalBackup, loader, mysqlTools } from './dump.ts';
+import { adminTrailer, createMysqldump, isLogicalBackup, loader, mysqlTools } from './dump.ts';
 import { validatePassword } from './names.ts';
 import { createMysqlReplication } from './replication.ts';
 import {
@@ -333,30 +333,36 @@ export function createMysql(opts: DatastoreOptions, name: 'mysql' | 'mariadb' = 
   /**
    * Loads a chain of logical backups (datastores/mysql/dump.ts) into a fresh
    * data directory: each object through the mysql client, oldest first. The
-   * full backup brings the source's accounts, os_admin's password with them,
-   * so the server restarts with a new one before each further object and once
-   * more at the end, with its own configuration. Incrementals replay GTIDs:
-   * the server loads them with GTIDs on, whatever its configuration says. A
-   * failure stops the server and empties the data directory: nothing
-   * half-loaded is left to start.
+   * full backup brings the source's accounts, os_admin's password with them:
+   * each load ends, in its own session, by giving os_admin a new password
+   * (adminTrailer), so no restart is needed for it. Incrementals replay GTIDs:
+   * the server loads them with GTIDs on, whatever its configuration says, and
+   * restarts afterwards with its own. A failure stops the server and empties
+   * the data directory: nothing half-loaded is left to start.
    */
   async function loadLogicalChain(chain: BackupLink[], fetcher: BackupFetcher, ctx: OpContext): Promise<void> {
     const gtids: Record<string, string> = chain.length > 1 ? { 'gtid-mode': 'ON', 'enforce-gtid-consistency': 'ON' } : {};
+    const trailer = join(paths.confDir, 'guestagent-load-trailer.sql');
     try {
       await initDataDir(ctx);
+      await startWithOptions(gtids, ctx);
       for (const [i, link] of chain.entries()) {
-        if (i === 0) {
-          await startWithOptions(gtids, ctx);
-        } else {
-          await runner.stop(ctx);
-          await startWithNewAdminPassword(ctx, gtids);
+        const password = generatePassword();
+        writeFileSync(trailer, adminTrailer(password), { mode: 0o600 });
+        chmodSync(trailer, 0o600);
+        try {
+          await fetcher.restoreInto(link.location, link.checksum, loader(tools, paths.adminCnf, trailer), ctx);
+        } finally {
+          rmSync(trailer, { force: true });
         }
-        await fetcher.restoreInto(link.location, link.checksum, loader(tools, paths.adminCnf), ctx);
+        writeAdminCnf(paths, password);
+        await resetSql();
         ctx.log.info({ location: link.location, part: i + 1, of: chain.length }, 'logical backup loaded');
       }
-      await runner.stop(ctx);
-      await startWithNewAdminPassword(ctx);
+      if (chain.length > 1) await runner.restart(ctx);
+      await sql().query('SELECT 1');
     } catch (err) {
+      rmSync(trailer, { force: true });
       await resetSql();
       await runner.stop(ctx).catch(() => {});
       rmSync(paths.dataDir, { recursive: true, force: true });

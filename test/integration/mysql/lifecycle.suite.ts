@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLogger } from '../../../src/log.ts';
 import { createMysqlDatastore } from '../../../datastores/mysql/index.ts';
@@ -444,7 +445,7 @@ export function defineLifecycleSuite(server: ServerUnderTest): void {
           expect(await later.query('SELECT COUNT(*) AS n FROM app.items')).toEqual([{ n: 3 }]);
           await later.end();
           expect(readFileSync(`${ta2.stateDir}/mysql/os_admin.cnf`, 'utf8')).not.toBe(readFileSync(`${ta.stateDir}/mysql/os_admin.cnf`, 'utf8'));
-          expect(readdirSync(`${ta2.stateDir}/mysql/conf.d`).filter((f) => /init|oneoff/.test(f))).toEqual([]);
+          expect(readdirSync(`${ta2.stateDir}/mysql/conf.d`).filter((f) => /init|oneoff|trailer/.test(f))).toEqual([]);
         } finally {
           await ta2.agent.stop();
           await Promise.all([caller2.close(), conductor2.close()]);
@@ -466,6 +467,35 @@ export function defineLifecycleSuite(server: ServerUnderTest): void {
         const done = await conductor.waitFor((c) => c.method === 'update_backup' && c.kwargs['backup_id'] === id && c.kwargs['state'] !== 'BUILDING', 30_000, from);
         expect(done.kwargs).toMatchObject({ state: 'FAILED', success: false });
         expect(logLines.join('')).toContain('incremental backups of a MySQL server need gtid_mode = ON, on the server and when the parent was taken (now ON, parent unknown)');
+      });
+
+      it('a logical backup the server cannot load fails to spawn with the server\'s words, and leaves no server and no data directory', async () => {
+        const guest2 = randomUUID();
+        const queue2 = `trove-conductor-${randomUUID()}`;
+        const [caller2, conductor2] = await Promise.all([
+          PythonCaller.start({ url: rabbit.url, guestId: guest2, key: KEY }),
+          PythonConductor.start({ url: rabbit.url, keys: { [guest2]: KEY }, queue: queue2 }),
+        ]);
+        const lines: string[] = [];
+        const sink = new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } });
+        const ta2 = await startTestAgent({ conductorQueue: queue2, transportUrl: rabbit.url, guestId: guest2, key: KEY, datastorePort: await freePort(), reportInterval: 2, factory: createMysqlDatastore, extraConf: server.extraConf, datastoreVersion: server.dsVersion, log: createLogger({ destination: sink, level: 'debug' }) });
+        try {
+          const name = `b-${randomUUID()}.sql.gz`;
+          const put = await fetch(`${swift.storageUrl}/database_backups/${name}`, { method: 'PUT', headers: { 'X-Auth-Token': swift.token }, body: gzipSync('CREATE DATABASE half;\nTHIS IS NOT SQL;\n') });
+          expect(put.status).toBe(201);
+          ok(await caller2.api('prepare', {
+            memory_mb: 512, packages: '', databases: [], users: [], device_path: null, mount_point: '/var/lib/mysql', config_contents: null, root_password: null, overrides: {}, ds_version: server.dsVersion,
+            backup_info: { id: 'b-y', location: `${swift.storageUrl}/database_backups/${name}`, type: 'InnoBackupEx', checksum: put.headers.get('etag') },
+          }, { notification: true, context }));
+          await conductor2.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'failed to spawn', 90_000);
+          expect(lines.join(''), lines.slice(-5).join('')).toContain('You have an error in your SQL syntax');
+          expect(existsSync(`${ta2.stateDir}/mysql/data`)).toBe(false);
+          expect(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`${ta2.stateDir}/mysql`))).toEqual([]);
+          expect(readdirSync(`${ta2.stateDir}/mysql/conf.d`).filter((f) => /trailer/.test(f))).toEqual([]);
+        } finally {
+          await ta2.agent.stop();
+          await Promise.all([caller2.close(), conductor2.close()]);
+        }
       });
 
       it('a physical backup (mariabackup, XtraBackup) is refused before the new server is touched, and it fails to spawn with the reason', async () => {
