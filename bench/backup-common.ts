@@ -12,7 +12,7 @@ import type { Codec } from '../src/backup/compress.ts';
 import { createBackupService, type CallerContext } from '../src/backup/service.ts';
 import { createSwiftClient } from '../src/backup/swift-client.ts';
 import { exposeMinorGc } from '../src/process/idle-gc.ts';
-import type { BackupFetcher, Datastore, OpContext } from '../src/datastore.ts';
+import type { BackupFetcher, Datastore, OpContext, PrepareRequest } from '../src/datastore.ts';
 
 export const benchCtx = (): OpContext => ({ log: pino({ level: 'silent' }), signal: new AbortController().signal });
 
@@ -139,4 +139,29 @@ export function table(mb: number, width = 56): (name: string, seconds: number, s
   console.log(['pipeline'.padEnd(width), 'MB/s'.padStart(8), 'seconds'.padStart(9), 'stored MB'.padStart(10), 'peak RSS MiB'.padStart(13)].join(''));
   return (name, s, stored, rss) =>
     console.log([name.padEnd(width), (mb / s).toFixed(1).padStart(8), s.toFixed(2).padStart(9), (stored === null ? '-' : (stored / 1e6).toFixed(1)).padStart(10), rss.toFixed(1).padStart(13)].join(''));
+}
+
+export interface OursRestore {
+  seconds: number;
+  fetchSeconds: number;
+  peakRssKiB: number;
+  baselineKiB: number;
+  rows: number;
+}
+
+/**
+ * The agent's prepare(backup_info) of `datastore` from the bench's Swift, timed, the fetches
+ * apart; `rows` counts what came back, before the datastore is closed. Run it in a fresh process.
+ */
+export async function measureRestore(o: {
+  datastore: Datastore; version: string; storageUrl: string; token: string; request: PrepareRequest; rows: () => Promise<number>;
+}): Promise<OursRestore> {
+  const baselineKiB = process.resourceUsage().maxRSS;
+  const timed = timedFetcher(o.datastore, o.version, o.storageUrl, o.token);
+  const t = performance.now();
+  await o.datastore.lifecycle.prepare(o.request, benchCtx(), timed.fetcher);
+  const seconds = (performance.now() - t) / 1000;
+  const rows = await o.rows();
+  await o.datastore.lifecycle.close();
+  return { seconds, fetchSeconds: timed.fetchSeconds(), peakRssKiB: process.resourceUsage().maxRSS, baselineKiB, rows };
 }

@@ -33,7 +33,7 @@ import { freePort } from '../test/integration/harness/ports.ts';
 import { mariabackupHome, runTroveTool, toolRestored, toolSaved, TROVE_SRC } from '../test/integration/harness/trove-tool.ts';
 import { startKeystone, type KeystoneInfo } from '../test/integration/setup/keystone.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
-import { measureBackup, rawPipelines, settle, shell, shQuote, table, timedFetcher, type OursBackup } from './backup-common.ts';
+import { measureBackup, measureRestore, rawPipelines, settle, shell, shQuote, table, type OursBackup, type OursRestore } from './backup-common.ts';
 import { runShipped } from './shipped.ts';
 
 const silent = pino({ level: 'silent' });
@@ -85,17 +85,14 @@ async function oursBackup(storageUrl: string, token: string, stateDir: string, s
 
 /** In a fresh Node process: prepare(backup_info) of a new MariaDB datastore; the fetch (stream into mbstream) timed apart. */
 async function oursRestore(storageUrl: string, token: string, stateDir: string, location: string, checksum: string): Promise<void> {
-  const baselineKiB = process.resourceUsage().maxRSS;
-  const ds = mariadb(stateDir, await freePort());
-  const timed = timedFetcher(ds, '10.11', storageUrl, token);
-  const t = performance.now();
-  await ds.lifecycle.prepare(prepareRequest({ id: 'restore', location, checksum }), ctx(), timed.fetcher);
-  const seconds = (performance.now() - t) / 1000;
-  const db = admin(stateDir);
-  const [r] = await db.query<{ n: number }>('SELECT COUNT(*) AS n FROM bench.orders');
-  await db.end();
-  await ds.lifecycle.close();
-  process.stdout.write(JSON.stringify({ seconds, fetchSeconds: timed.fetchSeconds(), peakRssKiB: process.resourceUsage().maxRSS, baselineKiB, rows: Number(r!.n) }));
+  const rows = async (): Promise<number> => {
+    const db = admin(stateDir);
+    const [r] = await db.query<{ n: number }>('SELECT COUNT(*) AS n FROM bench.orders');
+    await db.end();
+    return Number(r!.n);
+  };
+  const datastore = mariadb(stateDir, await freePort());
+  process.stdout.write(JSON.stringify(await measureRestore({ datastore, version: '10.11', storageUrl, token, request: prepareRequest({ id: 'restore', location, checksum }), rows })));
 }
 
 /**
@@ -179,12 +176,11 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
     };
     const rr = await rawRestore('gzip -dc', gz.location);
     const rrz = await rawRestore('zstd -dcq', rawZstUrl);
-    type Restored = { seconds: number; fetchSeconds: number; peakRssKiB: number; baselineKiB: number; rows: number };
     settle();
-    const rg = await child<Restored>(['--ours-restore', info.storageUrl, join(dir, 'restore-gz'), gz.location, gz.checksum], info.token);
+    const rg = await child<OursRestore>(['--ours-restore', info.storageUrl, join(dir, 'restore-gz'), gz.location, gz.checksum], info.token);
     rmSync(join(dir, 'restore-gz'), { recursive: true, force: true });
     settle();
-    const rz = await child<Restored>(['--ours-restore', info.storageUrl, join(dir, 'restore-zst'), zs.location, zs.checksum], info.token);
+    const rz = await child<OursRestore>(['--ours-restore', info.storageUrl, join(dir, 'restore-zst'), zs.location, zs.checksum], info.token);
     for (const r of [rg, rz]) if (r.rows !== filled.rows) throw new Error(`restored ${r.rows} rows, expected ${filled.rows}`);
 
     const mb = streamBytes / 1e6;

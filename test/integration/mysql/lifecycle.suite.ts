@@ -370,6 +370,25 @@ export function defineLifecycleSuite(server: ServerUnderTest): void {
       let full: Record<string, unknown>;
       let inc: Record<string, unknown>;
 
+      /** A new guest beside the suite's (its own Trove caller and conductor, an agent whose log is kept in `lines`), torn down after `fn`. */
+      async function withNewGuest(fn: (g: { caller2: PythonCaller; conductor2: PythonConductor; ta2: TestAgent; lines: string[] }) => Promise<void>): Promise<void> {
+        const guest2 = randomUUID();
+        const queue2 = `trove-conductor-${randomUUID()}`;
+        const [caller2, conductor2] = await Promise.all([
+          PythonCaller.start({ url: rabbit.url, guestId: guest2, key: KEY }),
+          PythonConductor.start({ url: rabbit.url, keys: { [guest2]: KEY }, queue: queue2 }),
+        ]);
+        const lines: string[] = [];
+        const sink = new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } });
+        const ta2 = await startTestAgent({ conductorQueue: queue2, transportUrl: rabbit.url, guestId: guest2, key: KEY, datastorePort: await freePort(), reportInterval: 2, factory: createMysqlDatastore, extraConf: server.extraConf, datastoreVersion: server.dsVersion, log: createLogger({ destination: sink, level: 'debug' }) });
+        try {
+          await fn({ caller2, conductor2, ta2, lines });
+        } finally {
+          await ta2.agent.stop();
+          await Promise.all([caller2.close(), conductor2.close()]);
+        }
+      }
+
       async function backup(parent: Record<string, unknown> | null): Promise<Record<string, unknown>> {
         const id = `b-${randomUUID()}`;
         const from = conductor.received.length;
@@ -412,44 +431,34 @@ export function defineLifecycleSuite(server: ServerUnderTest): void {
       });
 
       it('a new instance prepared from the incremental one has every row, routine, user and grant, and its own os_admin', async () => {
-        const guest2 = randomUUID();
-        const queue2 = `trove-conductor-${randomUUID()}`;
-        const [caller2, conductor2] = await Promise.all([
-          PythonCaller.start({ url: rabbit.url, guestId: guest2, key: KEY }),
-          PythonConductor.start({ url: rabbit.url, keys: { [guest2]: KEY }, queue: queue2 }),
-        ]);
-        const ta2 = await startTestAgent({ conductorQueue: queue2, transportUrl: rabbit.url, guestId: guest2, key: KEY, datastorePort: await freePort(), reportInterval: 2, factory: createMysqlDatastore, extraConf: server.extraConf, datastoreVersion: server.dsVersion });
-        try {
-          ok(await caller2.api('prepare', {
-            memory_mb: 512, packages: '', databases: [], users: [], device_path: null, mount_point: '/var/lib/mysql', config_contents: '[mysqld]\nmax_connections = 55\n', root_password: null, overrides: {}, ds_version: server.dsVersion,
-            backup_info: { id: 'restore', location: inc['location'], type: 'InnoBackupEx', checksum: inc['checksum'] },
-          }, { notification: true, context }));
-          await conductor2.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'healthy', 120_000, 0);
-          const [src, dst] = [adminOf(ta), adminOf(ta2)];
-          try {
-            const rows = 'SELECT id, name, HEX(pic) AS pic FROM app.items ORDER BY id';
-            expect(await dst.query(rows)).toEqual(await src.query(rows));
-            expect(await dst.query(rows)).toEqual([
-              { id: 1, name: 'green apple', pic: '00FF10' }, { id: 2, name: 'pear', pic: null }, { id: 3, name: 'plum', pic: null },
-            ]);
-            expect(await dst.query('SELECT app.twice(21) AS v')).toEqual([{ v: 42 }]);
-            expect(await dst.query('SELECT COUNT(*) AS n FROM app.names')).toEqual([{ n: 3 }]);
-            // Its own configuration, not the one the load ran with.
-            expect(await dst.query('SELECT @@GLOBAL.max_connections AS v')).toEqual([{ v: 55 }]);
-          } finally {
-            await Promise.all([src.end(), dst.end()]);
-          }
-          expect(ok(await caller2.api('list_databases'))).toEqual(ok(await caller.api('list_databases')));
-          expect(ok(await caller2.api('list_users'))).toEqual(ok(await caller.api('list_users')));
-          const later = connectSql({ socketPath: `${ta2.stateDir}/mysql/run/mysqld.sock`, user: 'later', password: SAFE_PASSWORD });
-          expect(await later.query('SELECT COUNT(*) AS n FROM app.items')).toEqual([{ n: 3 }]);
-          await later.end();
-          expect(readFileSync(`${ta2.stateDir}/mysql/os_admin.cnf`, 'utf8')).not.toBe(readFileSync(`${ta.stateDir}/mysql/os_admin.cnf`, 'utf8'));
-          expect(readdirSync(`${ta2.stateDir}/mysql/conf.d`).filter((f) => /init|oneoff|trailer/.test(f))).toEqual([]);
-        } finally {
-          await ta2.agent.stop();
-          await Promise.all([caller2.close(), conductor2.close()]);
-        }
+        await withNewGuest(async ({ caller2, conductor2, ta2, lines }) => {
+            ok(await caller2.api('prepare', {
+              memory_mb: 512, packages: '', databases: [], users: [], device_path: null, mount_point: '/var/lib/mysql', config_contents: '[mysqld]\nmax_connections = 55\n', root_password: null, overrides: {}, ds_version: server.dsVersion,
+              backup_info: { id: 'restore', location: inc['location'], type: 'InnoBackupEx', checksum: inc['checksum'] },
+            }, { notification: true, context }));
+            await conductor2.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'healthy', 120_000, 0);
+            const [src, dst] = [adminOf(ta), adminOf(ta2)];
+            try {
+              const rows = 'SELECT id, name, HEX(pic) AS pic FROM app.items ORDER BY id';
+              expect(await dst.query(rows)).toEqual(await src.query(rows));
+              expect(await dst.query(rows)).toEqual([
+                { id: 1, name: 'green apple', pic: '00FF10' }, { id: 2, name: 'pear', pic: null }, { id: 3, name: 'plum', pic: null },
+              ]);
+              expect(await dst.query('SELECT app.twice(21) AS v')).toEqual([{ v: 42 }]);
+              expect(await dst.query('SELECT COUNT(*) AS n FROM app.names')).toEqual([{ n: 3 }]);
+              // Its own configuration, not the one the load ran with.
+              expect(await dst.query('SELECT @@GLOBAL.max_connections AS v')).toEqual([{ v: 55 }]);
+            } finally {
+              await Promise.all([src.end(), dst.end()]);
+            }
+            expect(ok(await caller2.api('list_databases'))).toEqual(ok(await caller.api('list_databases')));
+            expect(ok(await caller2.api('list_users'))).toEqual(ok(await caller.api('list_users')));
+            const later = connectSql({ socketPath: `${ta2.stateDir}/mysql/run/mysqld.sock`, user: 'later', password: SAFE_PASSWORD });
+            expect(await later.query('SELECT COUNT(*) AS n FROM app.items')).toEqual([{ n: 3 }]);
+            await later.end();
+            expect(readFileSync(`${ta2.stateDir}/mysql/os_admin.cnf`, 'utf8')).not.toBe(readFileSync(`${ta.stateDir}/mysql/os_admin.cnf`, 'utf8'));
+            expect(readdirSync(`${ta2.stateDir}/mysql/conf.d`).filter((f) => /init|oneoff|trailer/.test(f))).toEqual([]);
+        });
       });
 
       it('an incremental backup on a parent that is not a logical MySQL backup fails with the reason, and Trove learns FAILED', async () => {
@@ -470,60 +479,36 @@ export function defineLifecycleSuite(server: ServerUnderTest): void {
       });
 
       it('a logical backup the server cannot load fails to spawn with the server\'s words, and leaves no server and no data directory', async () => {
-        const guest2 = randomUUID();
-        const queue2 = `trove-conductor-${randomUUID()}`;
-        const [caller2, conductor2] = await Promise.all([
-          PythonCaller.start({ url: rabbit.url, guestId: guest2, key: KEY }),
-          PythonConductor.start({ url: rabbit.url, keys: { [guest2]: KEY }, queue: queue2 }),
-        ]);
-        const lines: string[] = [];
-        const sink = new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } });
-        const ta2 = await startTestAgent({ conductorQueue: queue2, transportUrl: rabbit.url, guestId: guest2, key: KEY, datastorePort: await freePort(), reportInterval: 2, factory: createMysqlDatastore, extraConf: server.extraConf, datastoreVersion: server.dsVersion, log: createLogger({ destination: sink, level: 'debug' }) });
-        try {
-          const name = `b-${randomUUID()}.sql.gz`;
-          const put = await fetch(`${swift.storageUrl}/database_backups/${name}`, { method: 'PUT', headers: { 'X-Auth-Token': swift.token }, body: gzipSync('CREATE DATABASE half;\nTHIS IS NOT SQL;\n') });
-          expect(put.status).toBe(201);
-          ok(await caller2.api('prepare', {
-            memory_mb: 512, packages: '', databases: [], users: [], device_path: null, mount_point: '/var/lib/mysql', config_contents: null, root_password: null, overrides: {}, ds_version: server.dsVersion,
-            backup_info: { id: 'b-y', location: `${swift.storageUrl}/database_backups/${name}`, type: 'InnoBackupEx', checksum: put.headers.get('etag') },
-          }, { notification: true, context }));
-          await conductor2.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'failed to spawn', 90_000);
-          expect(lines.join(''), lines.slice(-5).join('')).toContain('You have an error in your SQL syntax');
-          expect(existsSync(`${ta2.stateDir}/mysql/data`)).toBe(false);
-          expect(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`${ta2.stateDir}/mysql`))).toEqual([]);
-          expect(readdirSync(`${ta2.stateDir}/mysql/conf.d`).filter((f) => /trailer/.test(f))).toEqual([]);
-        } finally {
-          await ta2.agent.stop();
-          await Promise.all([caller2.close(), conductor2.close()]);
-        }
+        await withNewGuest(async ({ caller2, conductor2, ta2, lines }) => {
+            const name = `b-${randomUUID()}.sql.gz`;
+            const put = await fetch(`${swift.storageUrl}/database_backups/${name}`, { method: 'PUT', headers: { 'X-Auth-Token': swift.token }, body: gzipSync('CREATE DATABASE half;\nTHIS IS NOT SQL;\n') });
+            expect(put.status).toBe(201);
+            ok(await caller2.api('prepare', {
+              memory_mb: 512, packages: '', databases: [], users: [], device_path: null, mount_point: '/var/lib/mysql', config_contents: null, root_password: null, overrides: {}, ds_version: server.dsVersion,
+              backup_info: { id: 'b-y', location: `${swift.storageUrl}/database_backups/${name}`, type: 'InnoBackupEx', checksum: put.headers.get('etag') },
+            }, { notification: true, context }));
+            await conductor2.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'failed to spawn', 90_000);
+            expect(lines.join(''), lines.slice(-5).join('')).toContain('You have an error in your SQL syntax');
+            expect(existsSync(`${ta2.stateDir}/mysql/data`)).toBe(false);
+            expect(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`${ta2.stateDir}/mysql`))).toEqual([]);
+            expect(readdirSync(`${ta2.stateDir}/mysql/conf.d`).filter((f) => /trailer/.test(f))).toEqual([]);
+        });
       });
 
       it('a physical backup (mariabackup, XtraBackup) is refused before the new server is touched, and it fails to spawn with the reason', async () => {
-        const guest2 = randomUUID();
-        const queue2 = `trove-conductor-${randomUUID()}`;
-        const [caller2, conductor2] = await Promise.all([
-          PythonCaller.start({ url: rabbit.url, guestId: guest2, key: KEY }),
-          PythonConductor.start({ url: rabbit.url, keys: { [guest2]: KEY }, queue: queue2 }),
-        ]);
-        const lines: string[] = [];
-        const sink = new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } });
-        const ta2 = await startTestAgent({ conductorQueue: queue2, transportUrl: rabbit.url, guestId: guest2, key: KEY, datastorePort: await freePort(), reportInterval: 2, factory: createMysqlDatastore, extraConf: server.extraConf, datastoreVersion: server.dsVersion, log: createLogger({ destination: sink, level: 'debug' }) });
-        try {
-          // A physical backup's name on top of a real object: the agent goes by what the chain is made of.
-          const name = `b-${randomUUID()}.xbstream.gz`;
-          const put = await fetch(`${swift.storageUrl}/database_backups/${name}`, { method: 'PUT', headers: { 'X-Auth-Token': swift.token }, body: 'not a backup' });
-          expect(put.status).toBe(201);
-          ok(await caller2.api('prepare', {
-            memory_mb: 512, packages: '', databases: [], users: [], device_path: null, mount_point: '/var/lib/mysql', config_contents: null, root_password: null, overrides: {}, ds_version: server.dsVersion,
-            backup_info: { id: 'b-x', location: `${swift.storageUrl}/database_backups/${name}`, type: 'InnoBackupEx', checksum: null },
-          }, { notification: true, context }));
-          await conductor2.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'failed to spawn', 60_000);
-          expect(lines.join(''), lines.slice(-5).join('')).toContain('is a physical backup (mariabackup or XtraBackup)');
-          expect(existsSync(`${ta2.stateDir}/mysql/data`)).toBe(false);
-        } finally {
-          await ta2.agent.stop();
-          await Promise.all([caller2.close(), conductor2.close()]);
-        }
+        await withNewGuest(async ({ caller2, conductor2, ta2, lines }) => {
+            // A physical backup's name on top of a real object: the agent goes by what the chain is made of.
+            const name = `b-${randomUUID()}.xbstream.gz`;
+            const put = await fetch(`${swift.storageUrl}/database_backups/${name}`, { method: 'PUT', headers: { 'X-Auth-Token': swift.token }, body: 'not a backup' });
+            expect(put.status).toBe(201);
+            ok(await caller2.api('prepare', {
+              memory_mb: 512, packages: '', databases: [], users: [], device_path: null, mount_point: '/var/lib/mysql', config_contents: null, root_password: null, overrides: {}, ds_version: server.dsVersion,
+              backup_info: { id: 'b-x', location: `${swift.storageUrl}/database_backups/${name}`, type: 'InnoBackupEx', checksum: null },
+            }, { notification: true, context }));
+            await conductor2.waitFor((c) => c.method === 'heartbeat' && (c.kwargs['payload'] as { service_status: string }).service_status === 'failed to spawn', 60_000);
+            expect(lines.join(''), lines.slice(-5).join('')).toContain('is a physical backup (mariabackup or XtraBackup)');
+            expect(existsSync(`${ta2.stateDir}/mysql/data`)).toBe(false);
+        });
       });
     });
   }
