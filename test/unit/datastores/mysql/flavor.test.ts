@@ -1,11 +1,12 @@
-import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { serverFlavor } from '../../../../datastores/mysql/index.ts';
 
 describe('serverFlavor', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ga-flavor-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'mariadbd'), '');
   writeFileSync(join(dir, 'wrapper'), '');
   symlinkSync(join(dir, 'mariadbd'), join(dir, 'mysqld'));
