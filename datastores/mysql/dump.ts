@@ -92,6 +92,10 @@ export function createMysqldump(o: { paths: MysqlPaths; sql: () => SqlClient; to
       const dir = mkdtempSync(join(tmpdir(), 'ga-mysqldump-'));
       try {
         if (parent) {
+          // A parent this agent's logical backups made records both; a mariabackup or XtraBackup one neither.
+          if (parent['gtid-mode'] === undefined && parent['binlog-start'] === undefined) {
+            throw new GuestError('The parent backup is not a logical backup of a MySQL server (it records no binary log position; a physical backup cannot be the parent of one): take a full backup.');
+          }
           if (!state.logBin) throw new GuestError('incremental backups of a MySQL server read its binary logs, and binary logging is off (log_bin): take a full backup');
           if (state.gtidMode !== 'ON' || parent['gtid-mode'] !== 'ON') {
             throw new GuestError(

@@ -475,7 +475,7 @@ export function defineLifecycleSuite(server: ServerUnderTest): void {
         }, { context, notification: true }));
         const done = await conductor.waitFor((c) => c.method === 'update_backup' && c.kwargs['backup_id'] === id && c.kwargs['state'] !== 'BUILDING', 30_000, from);
         expect(done.kwargs).toMatchObject({ state: 'FAILED', success: false });
-        expect(logLines.join('')).toContain('incremental backups of a MySQL server need gtid_mode = ON, on the server and when the parent was taken (now ON, parent unknown)');
+        expect(logLines.join('')).toContain('The parent backup is not a logical backup of a MySQL server');
       });
 
       it('a logical backup the server cannot load fails to spawn with the server\'s words, and leaves no server and no data directory', async () => {
