@@ -247,7 +247,13 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
   return agent;
 }
 
-export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+/** What a launcher knows of its layout. */
+export interface LaunchOptions {
+  /** The idle-memory addon's path, where it is not at its place relative to src/process (the bundle). */
+  idleMemoryModule?: string;
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv, launch: LaunchOptions = {}): Promise<number> {
   let args: ReturnType<typeof parseCommandLine>;
   try {
     args = parseCommandLine(argv);
@@ -285,7 +291,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   notifier?.status(`connecting to the broker for guestagent.${settings.config.guestId}`);
   let agent: Agent;
   try {
-    const mem = loadIdleMemory();
+    const mem = loadIdleMemory(launch.idleMemoryModule);
     if (!mem.ok) log.warn({ reason: mem.reason }, 'idle memory module unavailable: memory freed after a burst of calls or a backup stays resident (build it with node scripts/build-native.mjs)');
     // Not while a call (a prepare, a backup) runs on: its code would only be read back.
     const afterSpell = mem.ok

@@ -23,7 +23,9 @@ export function connectSql(t: SqlTarget): SqlClient {
   // prepare, or answering only pings) never loads it. The pool is made on the first query.
   let pool: Promise<Pool> | undefined;
   const open = () =>
-    (pool ??= import('mysql2/promise').then(({ createPool }) => {
+    // A CommonJS module: its exports are the namespace's default (Node also lists them by
+    // name, the release's bundle does not).
+    (pool ??= import('mysql2/promise').then(({ default: { createPool } }) => {
       const p = createPool({
         socketPath: t.socketPath,
         user: t.user,

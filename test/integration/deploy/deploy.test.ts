@@ -2,20 +2,38 @@
 // the systemd unit passes `systemd-analyze verify`, and the release tarball
 // runs with its own Node on a PATH without one, answering rpc_ping.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import amqplib from 'amqplib';
-import { describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import { RpcClient } from '../../../src/rpc/client.ts';
 import { testDir } from '../../tmp.ts';
+import { freePort } from '../harness/ports.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const rabbit = inject('rabbit');
 
+/** The release, built and unpacked once for the tests that run it. */
+let built: Promise<{ tarball: string; dir: string }> | undefined;
+const release = () =>
+  (built ??= (async () => {
+    const { stdout } = await run(join(ROOT, 'scripts/build-release.sh'), [], { cwd: ROOT, timeout: 300_000, maxBuffer: 10 * 1024 * 1024 });
+    const tarball = /dist\/(guestagent-[^ ]+\.tar\.gz)/.exec(stdout)![1]!;
+    const dir = mkdtempSync(join(tmpdir(), 'ga-release-'));
+    chmodSync(dir, 0o711); // a self-run PostgreSQL runs as postgres and must get through to its data directory
+    await run('tar', ['-xzf', join(ROOT, 'dist', tarball), '-C', dir, '--strip-components=1']);
+    return { tarball, dir };
+  })());
+
 describe('deployment', () => {
+  afterAll(async () => {
+    if (built && !process.env['GA_KEEP_AGENT']) rmSync((await built).dir, { recursive: true, force: true });
+  });
+
   it('every cloud-init template is valid cloud-config', async () => {
     if (!existsSync('/usr/bin/cloud-init')) throw new Error('cloud-init missing: apt-get install -y cloud-init python3-jsonschema (scripts/install-deps.sh)');
     const templates = readdirSync(join(ROOT, 'cloudinit')).filter((f) => f.endsWith('.cloudinit'));
@@ -61,13 +79,10 @@ describe('deployment', () => {
   });
 
   it('the release tarball runs with its bundled Node and answers within a second of launch', async () => {
-    const { stdout } = await run(join(ROOT, 'scripts/build-release.sh'), [], { cwd: ROOT, timeout: 300_000, maxBuffer: 10 * 1024 * 1024 });
-    const tarball = /dist\/(guestagent-[^ ]+\.tar\.gz)/.exec(stdout)![1]!;
-    const dir = testDir('ga-release-');
-    await run('tar', ['-xzf', join(ROOT, 'dist', tarball), '-C', dir, '--strip-components=1']);
+    const { tarball, dir } = await release();
     // A PATH with only what the launcher script itself uses: no node at all.
     const bin = join(dir, 'pathbin');
-    const { mkdirSync, symlinkSync } = await import('node:fs');
+    const { symlinkSync } = await import('node:fs');
     mkdirSync(bin);
     for (const tool of ['dirname', 'readlink']) symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
     const env = { PATH: bin, HOME: dir };
@@ -100,7 +115,42 @@ describe('deployment', () => {
     console.log(`release: ${tarball}, first rpc_ping answer ${answeredMs.toFixed(0)} ms after launch`);
     expect(answeredMs).toBeGreaterThan(0);
     expect(answeredMs).toBeLessThan(1000);
-    // The tarball carries the idle-memory module where dist/src/process expects it.
+    // The tarball carries the idle-memory module where its launcher says.
     expect(output).not.toContain('idle memory module unavailable');
+    // One bundle instead of node_modules, with the bundled packages' licenses.
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(join(dir, 'node_modules'))).toBe(false);
+    for (const f of ['app/main.js', 'licenses/amqplib.LICENSE', 'licenses/pino.LICENSE', 'licenses/mysql2.License']) expect(existsSync(join(dir, f)), f).toBe(true);
   });
+
+  // The bundle loads each datastore's code, and what it loads lazily (mysql2, execa), from its
+  // own chunks: a prepare that starts the agent's own server and a query through that driver.
+  it.each([
+    ['mysql', '10.11'],
+    ['postgresql', '15'],
+  ])('the release agent prepares a %s server of its own and lists its database', async (datastore, version) => {
+    const { dir } = await release();
+    const state = join(dir, `state-${datastore}`);
+    mkdirSync(state, { mode: 0o711 }); // as for the release directory: postgres gets through to its data directory
+    const transport = rabbit.url.replace(/^amqp:/, 'rabbit:');
+    const agent = join(dir, 'bin/guestagent');
+    const child = spawn(agent, ['--datastore', datastore, '--state-dir', state, '--transport-url', transport, '--datastore-port', String(await freePort()), '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    for (const s of [child.stdout, child.stderr]) s.on('data', (d: Buffer) => (output += d.toString()));
+    onTestFinished(async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM'); // the agent stops the server it started
+      await exited;
+    });
+    const call = (...args: string[]) => run(agent, ['call', '--state-dir', state, '--transport-url', transport, '--timeout', '60', ...args], { timeout: 90_000 });
+    let ping = '';
+    for (let i = 0; i < 60 && !ping; i++) ping = await call('rpc_ping').then((r) => r.stdout.trim(), () => new Promise<string>((r) => setTimeout(() => r(''), 250)));
+    expect(ping).toBe('true');
+    const t0 = Date.now();
+    await call('prepare', JSON.stringify({ memory_mb: 512, packages: '', databases: [{ _name: 'shop' }], users: [], ds_version: version }));
+    const listed = await call('list_databases');
+    expect(listed.stdout, output).toContain('"shop"');
+    console.log(`release, ${datastore}: prepared and listed in ${Date.now() - t0} ms`);
+  }, 120_000);
 });
