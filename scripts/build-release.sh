@@ -2,8 +2,8 @@
 # Builds dist/guestagent-<version>-linux-x64.tar.gz: the agent bundled as
 # JavaScript with its production dependencies (and their licenses), the
 # Node 24 runtime from node_modules, the systemd unit and the cloud-init
-# templates. A guest needs neither npm nor a
-# network to run it: unpack into /opt/guestagent and start bin/guestagent.
+# templates. A guest needs neither npm nor a network to run it: unpack into
+# /opt/guestagent and start bin/guestagent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=$(node_modules/.bin/node -p "require('./package.json').version")

@@ -1,5 +1,5 @@
 // The body of the shipped launchers (dist/bin/guestagent.js, the release's
-// src/cli-entry.js): size libuv's pool, then run the bundle's main with the
+// app/cli-entry.js): size libuv's pool, then run the bundle's main with the
 // idle-memory addon's path relative to the launcher.
 export const launcherBody = (bundle, addon) =>
   "const { availableParallelism } = await import('node:os');\n" +

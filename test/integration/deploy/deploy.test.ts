@@ -2,7 +2,7 @@
 // the systemd unit passes `systemd-analyze verify`, and the release tarball
 // runs with its own Node on a PATH without one, answering rpc_ping.
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -82,7 +82,6 @@ describe('deployment', () => {
     const { tarball, dir } = await release();
     // A PATH with only what the launcher script itself uses: no node at all.
     const bin = join(dir, 'pathbin');
-    const { symlinkSync } = await import('node:fs');
     mkdirSync(bin);
     for (const tool of ['dirname', 'readlink']) symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
     const env = { PATH: bin, HOME: dir };
@@ -118,7 +117,6 @@ describe('deployment', () => {
     // The tarball carries the idle-memory module where its launcher says.
     expect(output).not.toContain('idle memory module unavailable');
     // One bundle instead of node_modules, with the bundled packages' licenses.
-    const { existsSync } = await import('node:fs');
     expect(existsSync(join(dir, 'node_modules'))).toBe(false);
     for (const f of ['app/main.js', 'licenses/amqplib.LICENSE', 'licenses/pino.LICENSE', 'licenses/mysql2.License']) expect(existsSync(join(dir, f)), f).toBe(true);
   });
