@@ -34,7 +34,7 @@ import { mariabackupHome, runTroveTool, toolRestored, toolSaved, TROVE_SRC } fro
 import { startKeystone, type KeystoneInfo } from '../test/integration/setup/keystone.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
 import { measureBackup, measureRestore, rawPipelines, settle, shell, shQuote, table, type OursBackup, type OursRestore } from './backup-common.ts';
-import { runShipped } from './shipped.ts';
+import { oursChild, serveOursChild } from './shipped.ts';
 
 const silent = pino({ level: 'silent' });
 const ctx = () => ({ log: silent, signal: new AbortController().signal });
@@ -126,7 +126,7 @@ async function troveTool(ks: KeystoneInfo, srcDir: string, dir: string): Promise
   return { backup, stored: head.contentLength, restore, prepare };
 }
 
-const child = <T>(args: string[], token: string): Promise<T> => runShipped<T>(import.meta.filename, args, token);
+const child = oursChild(import.meta.filename);
 
 export async function benchMariadb(bytes: number, segMiB: number | undefined): Promise<void> {
   const segmentMaxSize = segMiB ? segMiB * 1024 * 1024 : 2 * 1024 ** 3;
@@ -157,9 +157,9 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
     await plan.cleanup();
 
     settle();
-    const gz = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(segmentMaxSize), 'gzip'], info.token);
+    const gz = await child.backup<OursBackup>(info.storageUrl, info.token, [srcDir, String(segmentMaxSize), 'gzip']);
     settle();
-    const zs = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(segmentMaxSize), 'zstd'], info.token);
+    const zs = await child.backup<OursBackup>(info.storageUrl, info.token, [srcDir, String(segmentMaxSize), 'zstd']);
     const trove = keystone ? await troveTool(keystone.info, srcDir, dir) : null;
     await source.lifecycle.close();
 
@@ -177,10 +177,10 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
     const rr = await rawRestore('gzip -dc', gz.location);
     const rrz = await rawRestore('zstd -dcq', rawZstUrl);
     settle();
-    const rg = await child<OursRestore>(['--ours-restore', info.storageUrl, join(dir, 'restore-gz'), gz.location, gz.checksum], info.token);
+    const rg = await child.restore<OursRestore>(info.storageUrl, info.token, join(dir, 'restore-gz'), gz.location, gz.checksum);
     rmSync(join(dir, 'restore-gz'), { recursive: true, force: true });
     settle();
-    const rz = await child<OursRestore>(['--ours-restore', info.storageUrl, join(dir, 'restore-zst'), zs.location, zs.checksum], info.token);
+    const rz = await child.restore<OursRestore>(info.storageUrl, info.token, join(dir, 'restore-zst'), zs.location, zs.checksum);
     for (const r of [rg, rz]) if (r.rows !== filled.rows) throw new Error(`restored ${r.rows} rows, expected ${filled.rows}`);
 
     const mb = streamBytes / 1e6;
@@ -217,10 +217,7 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
   }
 }
 
-if (process.argv[2] === '--ours-backup') {
-  const [, , , url, stateDir, seg, codec] = process.argv;
-  await oursBackup(url!, readFileSync(0, 'utf8').trim(), stateDir!, Number(seg), codec as Codec);
-} else if (process.argv[2] === '--ours-restore') {
-  const [, , , url, stateDir, location, checksum] = process.argv;
-  await oursRestore(url!, readFileSync(0, 'utf8').trim(), stateDir!, location!, checksum!);
-}
+await serveOursChild({
+  backup: (url, token, [stateDir, seg, codec]) => oursBackup(url, token, stateDir!, Number(seg), codec as Codec),
+  restore: oursRestore,
+});

@@ -31,7 +31,7 @@ import type { Datastore, PrepareRequest } from '../src/datastore.ts';
 import { freePort } from '../test/integration/harness/ports.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
 import { measureBackup, measureRestore, rawPipelines, settle, shell, shQuote, table, type OursBackup, type OursRestore } from './backup-common.ts';
-import { runShipped } from './shipped.ts';
+import { oursChild, serveOursChild } from './shipped.ts';
 
 const silent = pino({ level: 'silent' });
 const ctx = () => ({ log: silent, signal: new AbortController().signal });
@@ -102,7 +102,7 @@ async function oursRestore(storageUrl: string, token: string, stateDir: string, 
   process.stdout.write(JSON.stringify(await measureRestore({ datastore, version: '9.7', storageUrl, token, request: prepareRequest({ id: 'restore', location, checksum }), rows })));
 }
 
-const child = <T>(args: string[], token: string): Promise<T> => runShipped<T>(import.meta.filename, args, token);
+const child = oursChild(import.meta.filename);
 
 export async function benchMysql(bytes: number, segMiB: number | undefined): Promise<void> {
   const segmentMaxSize = segMiB ? segMiB * 1024 * 1024 : 2 * 1024 ** 3;
@@ -128,9 +128,9 @@ export async function benchMysql(bytes: number, segMiB: number | undefined): Pro
     await plan.cleanup();
 
     settle();
-    const gz = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(segmentMaxSize), 'gzip'], info.token);
+    const gz = await child.backup<OursBackup>(info.storageUrl, info.token, [srcDir, String(segmentMaxSize), 'gzip']);
     settle();
-    const zs = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(segmentMaxSize), 'zstd'], info.token);
+    const zs = await child.backup<OursBackup>(info.storageUrl, info.token, [srcDir, String(segmentMaxSize), 'zstd']);
     await source.lifecycle.close();
 
     // Raw restore: the raw zstd object into a running, empty server, as a shell would load it.
@@ -144,10 +144,10 @@ export async function benchMysql(bytes: number, segMiB: number | undefined): Pro
     await empty.lifecycle.close();
     rmSync(emptyDir, { recursive: true, force: true });
     settle();
-    const rg = await child<OursRestore>(['--ours-restore', info.storageUrl, join(dir, 'restore-gz'), gz.location, gz.checksum], info.token);
+    const rg = await child.restore<OursRestore>(info.storageUrl, info.token, join(dir, 'restore-gz'), gz.location, gz.checksum);
     rmSync(join(dir, 'restore-gz'), { recursive: true, force: true });
     settle();
-    const rz = await child<OursRestore>(['--ours-restore', info.storageUrl, join(dir, 'restore-zst'), zs.location, zs.checksum], info.token);
+    const rz = await child.restore<OursRestore>(info.storageUrl, info.token, join(dir, 'restore-zst'), zs.location, zs.checksum);
     for (const r of [rg, rz]) if (r.rows !== filled.rows) throw new Error(`restored ${r.rows} rows, expected ${filled.rows}`);
 
     const mb = streamBytes / 1e6;
@@ -173,10 +173,7 @@ export async function benchMysql(bytes: number, segMiB: number | undefined): Pro
   }
 }
 
-if (process.argv[2] === '--ours-backup') {
-  const [, , , url, stateDir, seg, codec] = process.argv;
-  await oursBackup(url!, readFileSync(0, 'utf8').trim(), stateDir!, Number(seg), codec as Codec);
-} else if (process.argv[2] === '--ours-restore') {
-  const [, , , url, stateDir, location, checksum] = process.argv;
-  await oursRestore(url!, readFileSync(0, 'utf8').trim(), stateDir!, location!, checksum!);
-}
+await serveOursChild({
+  backup: (url, token, [stateDir, seg, codec]) => oursBackup(url, token, stateDir!, Number(seg), codec as Codec),
+  restore: oursRestore,
+});

@@ -35,7 +35,7 @@ import type { Datastore, PrepareRequest } from '../src/datastore.ts';
 import { freePort } from '../test/integration/harness/ports.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
 import { measureBackup, peakKiB, rawPipelines, settle, shell, shQuote, table, timedFetcher, type OursBackup } from './backup-common.ts';
-import { runShipped } from './shipped.ts';
+import { oursChild, serveOursChild } from './shipped.ts';
 
 const BIN = '/usr/lib/postgresql/15/bin';
 const silent = pino({ level: 'silent' });
@@ -144,7 +144,7 @@ async function oursRestore(storageUrl: string, token: string, stateDir: string, 
   }
 }
 
-const child = <T>(args: string[], token: string): Promise<T> => runShipped<T>(import.meta.filename, args, token);
+const child = oursChild(import.meta.filename);
 
 export async function benchPostgresql(bytes: number, segMiB: number | undefined): Promise<void> {
   const segmentMaxSize = segMiB ? segMiB * 1024 * 1024 : 2 * 1024 ** 3;
@@ -195,9 +195,9 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     await plan.cleanup();
 
     settle();
-    const gz = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(port), String(segmentMaxSize), 'gzip'], info.token);
+    const gz = await child.backup<OursBackup>(info.storageUrl, info.token, [srcDir, String(port), String(segmentMaxSize), 'gzip']);
     settle();
-    const zs = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(port), String(segmentMaxSize), 'zstd'], info.token);
+    const zs = await child.backup<OursBackup>(info.storageUrl, info.token, [srcDir, String(port), String(segmentMaxSize), 'zstd']);
     await source.lifecycle.close();
 
     // Trove's restore of its own object: curl | gzip -dc | tar -x (its command is `tar xzf - -C <datadir>`).
@@ -217,10 +217,10 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     rmSync(target, { recursive: true, force: true });
     type Restored = { seconds: number; fetchSeconds: number; peakRssKiB: number; baselineKiB: number; rows: number };
     settle();
-    const rg = await child<Restored>(['--ours-restore', info.storageUrl, join(dir, 'restore-gz'), gz.location, gz.checksum], info.token);
+    const rg = await child.restore<Restored>(info.storageUrl, info.token, join(dir, 'restore-gz'), gz.location, gz.checksum);
     rmSync(join(dir, 'restore-gz'), { recursive: true, force: true });
     settle();
-    const rz = await child<Restored>(['--ours-restore', info.storageUrl, join(dir, 'restore-zst'), zs.location, zs.checksum], info.token);
+    const rz = await child.restore<Restored>(info.storageUrl, info.token, join(dir, 'restore-zst'), zs.location, zs.checksum);
     for (const r of [rg, rz]) if (r.rows !== expected) throw new Error(`restored ${r.rows} pgbench_accounts rows, expected ${expected}`);
 
     const mb = streamBytes / 1e6;
@@ -256,10 +256,7 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
   }
 }
 
-if (process.argv[2] === '--ours-backup') {
-  const [, , , url, stateDir, port, seg, codec] = process.argv;
-  await oursBackup(url!, readFileSync(0, 'utf8').trim(), stateDir!, Number(port), Number(seg), codec as Codec);
-} else if (process.argv[2] === '--ours-restore') {
-  const [, , , url, stateDir, location, checksum] = process.argv;
-  await oursRestore(url!, readFileSync(0, 'utf8').trim(), stateDir!, location!, checksum!);
-}
+await serveOursChild({
+  backup: (url, token, [stateDir, port, seg, codec]) => oursBackup(url, token, stateDir!, Number(port), Number(seg), codec as Codec),
+  restore: oursRestore,
+});

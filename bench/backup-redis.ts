@@ -27,7 +27,7 @@ import type { Datastore, PrepareRequest } from '../src/datastore.ts';
 import { freePort } from '../test/integration/harness/ports.ts';
 import { startSwift } from '../test/integration/setup/swift.ts';
 import { measureBackup, peakKiB, settle, shell, timedFetcher, type OursBackup } from './backup-common.ts';
-import { runShipped } from './shipped.ts';
+import { oursChild, serveOursChild } from './shipped.ts';
 
 const silent = pino({ level: 'silent' });
 const ctx = () => ({ log: silent, signal: new AbortController().signal });
@@ -114,7 +114,7 @@ async function oursRestore(storageUrl: string, token: string, stateDir: string, 
   process.stdout.write(JSON.stringify({ seconds, fetchSeconds: timed.fetchSeconds(), peakRssKiB: timed.fetchPeakKiB(), baselineKiB, keys, rdbBytes }));
 }
 
-const child = <T>(args: string[], token: string): Promise<T> => runShipped<T>(import.meta.filename, args, token);
+const child = oursChild(import.meta.filename);
 
 export async function benchRedis(bytes: number, segMiB: number | undefined): Promise<void> {
   const segmentMaxSize = segMiB ? segMiB * 1024 * 1024 : 2 * 1024 ** 3;
@@ -156,11 +156,11 @@ export async function benchRedis(bytes: number, segMiB: number | undefined): Pro
     rmSync(anchorRdb);
 
     settle();
-    const ob = await child<OursBackup>(['--ours-backup', info.storageUrl, srcDir, String(segmentMaxSize)], info.token);
+    const ob = await child.backup<OursBackup>(info.storageUrl, info.token, [srcDir, String(segmentMaxSize)]);
     // The source's memory goes back before the restore runs a second server.
     await source.lifecycle.close();
     settle();
-    const or = await child<Measured & { fetchSeconds: number; keys: number; rdbBytes: number }>(['--ours-restore', info.storageUrl, join(dir, 'target'), ob.location, ob.checksum], info.token);
+    const or = await child.restore<Measured & { fetchSeconds: number; keys: number; rdbBytes: number }>(info.storageUrl, info.token, join(dir, 'target'), ob.location, ob.checksum);
     if (or.keys !== keys) throw new Error(`restored ${or.keys} keys, expected ${keys}`);
 
     const mb = rdbBytes / 1e6;
@@ -183,10 +183,7 @@ export async function benchRedis(bytes: number, segMiB: number | undefined): Pro
   }
 }
 
-if (process.argv[2] === '--ours-backup') {
-  const [, , , url, stateDir, seg] = process.argv;
-  await oursBackup(url!, readFileSync(0, 'utf8').trim(), stateDir!, Number(seg));
-} else if (process.argv[2] === '--ours-restore') {
-  const [, , , url, stateDir, location, checksum] = process.argv;
-  await oursRestore(url!, readFileSync(0, 'utf8').trim(), stateDir!, location!, checksum!);
-}
+await serveOursChild({
+  backup: (url, token, [stateDir, seg]) => oursBackup(url, token, stateDir!, Number(seg)),
+  restore: oursRestore,
+});
