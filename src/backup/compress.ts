@@ -8,10 +8,9 @@
  * decompressor stops after the first frame. The codec is in the object name,
  * so a restore picks the right decompressor from the name alone.
  */
-import { createGunzip, gzip } from 'node:zlib';
 import { availableParallelism } from 'node:os';
 import { Duplex, PassThrough, Transform, type TransformCallback } from 'node:stream';
-import { promisify } from 'node:util';
+import type { ZlibOptions } from 'node:zlib';
 import { spawnStreaming } from '../process/exec.ts';
 
 export type Codec = 'gzip' | 'zstd';
@@ -20,7 +19,10 @@ export const CODEC_SUFFIX: Record<Codec, string> = { gzip: 'gz', zstd: 'zst' };
 /** The bytes each codec's stream starts with (RFC 1952 ID1 ID2 CM=deflate; RFC 8878 frame magic). */
 export const CODEC_MAGIC: Record<Codec, Buffer> = { gzip: Buffer.from([0x1f, 0x8b, 0x08]), zstd: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]) };
 
-const gzipAsync = promisify(gzip);
+/** node:zlib is loaded on first use: ~5-7 ms of every agent start, before its first answer, otherwise. */
+const zlib = () => process.getBuiltinModule('node:zlib');
+const gzipAsync = (input: Buffer, options: ZlibOptions): Promise<Buffer> =>
+  new Promise((resolve, reject) => zlib().gzip(input, options, (err, out) => (err ? reject(err) : resolve(out))));
 
 /** Bytes of input per gzip member: large enough that the per-member header and lost window cost < 0.1%. */
 export const GZIP_BLOCK_SIZE = 1024 * 1024;
@@ -163,7 +165,7 @@ export function createCompressor(codec: Codec = 'gzip', level?: number): Duplex 
 }
 
 export function createDecompressor(codec: Codec = 'gzip'): Duplex {
-  return codec === 'zstd' ? childFilter(ZSTD, ['-q', '-d', '-c']) : createGunzip({ chunkSize: GUNZIP_CHUNK });
+  return codec === 'zstd' ? childFilter(ZSTD, ['-q', '-d', '-c']) : zlib().createGunzip({ chunkSize: GUNZIP_CHUNK });
 }
 
 /** The codec and encryption an object name says it has: `<id>.<format>.<gz|zst>[.enc]`. */

@@ -10,8 +10,6 @@
  * and the spell's last pass by the pageout of the code only start-up or the
  * burst ran.
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 
 type V8Gc = (options?: { type: string; execution?: string; flavor?: string }) => void;
 
@@ -19,13 +17,14 @@ let exposed: V8Gc | null | undefined;
 
 /**
  * V8's gc(), exposed at run time (a context created after --expose-gc gets it); null if V8
- * refuses. Fetched once: each new context costs the agent's start ~1 ms.
+ * refuses. Fetched once, on first use: each new context costs ~1 ms, and node:v8 ~1-4 ms
+ * more to load, which the agent's start (before its first answer) need not pay.
  */
 function v8Gc(): V8Gc | null {
   if (exposed !== undefined) return exposed;
   try {
-    setFlagsFromString('--expose-gc');
-    const gc: unknown = runInNewContext('gc');
+    process.getBuiltinModule('node:v8').setFlagsFromString('--expose-gc');
+    const gc: unknown = process.getBuiltinModule('node:vm').runInNewContext('gc');
     exposed = typeof gc === 'function' ? (gc as V8Gc) : null;
   } catch {
     exposed = null;
@@ -37,11 +36,11 @@ function v8Gc(): V8Gc | null {
  * V8's "last resort" full GC, the one that compacts and gives the freed heap pages back, which
  * otherwise wait for V8's memory reducer (~10 s of idleness): after 10,000 pings the first idle
  * pass left RSS at 72.5 MiB with it, 84.8 MiB with a plain full GC. A V8 that does not know the
- * option runs a plain full GC. Null if V8 refuses to expose gc().
+ * option runs a plain full GC. gc() is fetched at the first collection; if V8 refuses to expose
+ * it, collecting does nothing.
  */
-export function exposeGc(): (() => void) | null {
-  const gc = v8Gc();
-  return gc && (() => gc({ type: 'major', execution: 'sync', flavor: 'last-resort' }));
+export function exposeGc(): () => void {
+  return () => v8Gc()?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }
 
 /**
@@ -49,11 +48,10 @@ export function exposeGc(): (() => void) | null {
  * leaves each chunk's buffer to die young, but nothing in the small JS heap makes V8 scavenge,
  * and the buffers' memory (external to the heap) starts a full GC only every ~64 MB: a gunzip
  * of 2 GB into a child peaked at 125 MiB RSS, 71 MiB with a minor GC after each 8 MiB, at no
- * CPU cost (1.84 vs 1.63 s). The backup pipelines pace with it.
+ * CPU cost (1.84 vs 1.63 s). The backup pipelines pace with it. Fetched and refused as exposeGc.
  */
-export function exposeMinorGc(): (() => void) | null {
-  const gc = v8Gc();
-  return gc && (() => gc({ type: 'minor' }));
+export function exposeMinorGc(): () => void {
+  return () => v8Gc()?.({ type: 'minor' });
 }
 
 /** V8's full GC, then the trim; null when neither is there. */

@@ -104,10 +104,15 @@ export interface DeclaringChannel {
   bindQueue(queue: string, exchange: string, routingKey: string): Promise<unknown>;
 }
 
-export async function declareTopology(ch: DeclaringChannel, t: ServerTopology): Promise<void> {
-  for (const e of t.exchanges) await ch.assertExchange(e.name, e.type, { durable: e.durable, autoDelete: e.autoDelete });
-  for (const q of t.queues) {
-    await ch.assertQueue(q.name, { durable: q.durable, autoDelete: q.autoDelete, exclusive: false, arguments: q.arguments });
-    await ch.bindQueue(q.name, q.exchange, q.routingKey);
-  }
+/**
+ * One queue of the topology as kombu declares it (its exchange, the queue, the binding). Each
+ * takes a round trip, and a channel carries one at a time: the server declares each queue on
+ * a channel of its own, side by side.
+ */
+export async function declareQueue(ch: DeclaringChannel, t: ServerTopology, q: QueueDecl): Promise<void> {
+  const e = t.exchanges.find((x) => x.name === q.exchange);
+  if (!e) throw new Error(`queue ${q.name} is bound to ${q.exchange}, which the topology does not declare`);
+  await ch.assertExchange(e.name, e.type, { durable: e.durable, autoDelete: e.autoDelete });
+  await ch.assertQueue(q.name, { durable: q.durable, autoDelete: q.autoDelete, exclusive: false, arguments: q.arguments });
+  await ch.bindQueue(q.name, q.exchange, q.routingKey);
 }

@@ -28,6 +28,32 @@ export function listQueues(r: RabbitInfo): QueueRow[] {
   });
 }
 
+export interface ConsumerRow {
+  queue: string;
+  ackRequired: boolean;
+  prefetchCount: number;
+  /** The channels open on the consumer's connection. */
+  connectionChannels: number;
+}
+
+/** Each consumer of the queues named, with its channel's settings and how many channels its connection has open. */
+export function listConsumers(r: RabbitInfo, queues: (name: string) => boolean): ConsumerRow[] {
+  const json = (args: string[]) => JSON.parse(ctl(r, [...args, '--formatter', 'json', '-q'])) as Array<Record<string, unknown>>;
+  const channels = json(['list_channels', 'pid', 'connection']);
+  const connectionOf = new Map(channels.map((c) => [String(c['pid']), String(c['connection'])]));
+  return json(['list_consumers', 'queue_name', 'channel_pid', 'ack_required', 'prefetch_count'])
+    .filter((c) => queues(String(c['queue_name'])))
+    .map((c) => {
+      const conn = connectionOf.get(String(c['channel_pid']));
+      return {
+        queue: String(c['queue_name']),
+        ackRequired: c['ack_required'] === true,
+        prefetchCount: Number(c['prefetch_count']),
+        connectionChannels: channels.filter((ch) => conn !== undefined && String(ch['connection']) === conn).length,
+      };
+    });
+}
+
 /** Takes the broker away (closing every connection) and brings it back. */
 export function stopApp(r: RabbitInfo): void {
   ctl(r, ['stop_app']);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFakeDatastore, type FakeDatastore } from '../../fakes/datastore.ts';
 import { startTestAgent, type TestAgent } from '../harness/agent.ts';
 import { PythonCaller } from '../harness/python-peer.ts';
-import { listQueues } from '../harness/rabbit.ts';
+import { listConsumers, listQueues } from '../harness/rabbit.ts';
 import { buildCall, buildCast, parseReply } from '../../../src/rpc/envelope.ts';
 import { createSecureCodec } from '../../../src/rpc/secure-codec.ts';
 import { guestContext } from '../../../src/rpc/conductor.ts';
@@ -106,6 +106,31 @@ describe('wire details', () => {
     expect(topic).toMatchObject({ durable: false, auto_delete: false, arguments: {} });
     expect(server).toMatchObject({ durable: false, auto_delete: false, arguments: {} });
     expect(fanout).toMatchObject({ durable: false, auto_delete: false, arguments: { 'x-expires': 1800000 } });
+  });
+
+  it('consumes its three queues on one channel, replies on another, and closes the channels it declared on', () => {
+    const mine = listConsumers(rabbit, (q) => q.startsWith(`guestagent.${guestId}`));
+    expect(mine.map((c) => c.queue).sort()).toEqual(
+      [`guestagent.${guestId}`, `guestagent.${guestId}.${guestId}`, expect.stringMatching(new RegExp(`^guestagent\\.${guestId}_fanout_[0-9a-f]{32}$`))],
+    );
+    // oslo acks on receipt; without a prefetch limit the broker acks on delivery (server.ts).
+    for (const c of mine) expect(c).toMatchObject({ ackRequired: false, prefetchCount: 0, connectionChannels: 2 });
+  });
+
+  it('with rabbit_qos_prefetch_count, consumes under that limit and acks each request', async () => {
+    const id = randomUUID();
+    const limited = await startTestAgent({ transportUrl: rabbit.url, guestId: id, key: KEY, factory: () => createFakeDatastore('/tmp'), extraConf: 'rabbit_qos_prefetch_count = 2\n' });
+    const c = await PythonCaller.start({ url: rabbit.url, guestId: id, key: KEY });
+    try {
+      const mine = listConsumers(rabbit, (q) => q.startsWith(`guestagent.${id}`));
+      expect(mine).toHaveLength(3);
+      for (const row of mine) expect(row).toMatchObject({ ackRequired: true, prefetchCount: 2, connectionChannels: 2 });
+      // Unacked requests would stop the deliveries after the second.
+      for (let i = 0; i < 5; i++) expect(await c.raw('rpc_ping', {}, { timeout: 10 })).toEqual({ ok: true, result: true });
+    } finally {
+      await c.close();
+      await limited.agent.stop();
+    }
   });
 
   it('drops a duplicate delivery of the same _unique_id', async () => {
