@@ -303,7 +303,10 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
   // The object's name says how it was written: `.enc` encrypted, `.gz`/`.zst` compressed.
   const what = describeObjectName(name);
   const ac = linked(req.signal);
-  const got = await req.swift.get(container, name, { signal: ac.signal });
+  const got = await req.swift.get(container, name, {
+    signal: ac.signal,
+    onResume: (offset, err) => log.warn({ object: `${container}/${name}`, offset, reason: err.message }, 'download cut short; taking it up where it stopped'),
+  });
   if (!req.checksum) log.warn({ object: `${container}/${name}` }, 'restoring without a checksum to verify');
   else if (got.etag !== req.checksum) {
     got.body.destroy();
@@ -312,10 +315,6 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
   let size = 0;
   // Every buffer through Node counts towards the next minor GC: the download's and, for gzip, what is inflated.
   const pace = gcPacer(req.minorGc);
-  const count = tap((n) => {
-    size += n;
-    pace(n);
-  });
   const { child, done, command } = await spawnStreaming(req.consumer.file, req.consumer.args, {
     signal: ac.signal,
     env: req.consumer.env,
@@ -358,7 +357,7 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
     }
   });
   try {
-    const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [got.body, count];
+    const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [got.body];
     if (what.encrypted) {
       // Without a key only an `.enc` object that was never encrypted (Trove's tool) gets through.
       const onPlain = () => {
@@ -378,6 +377,12 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
       // program that closed it decides.
       if (failed.first?.stage === 'input') return codec ? codec.done.then(() => done) : done;
       throw e;
+    });
+    // Counted beside the pipe (attached in the same tick, so no chunk passes uncounted), not
+    // as a stream stage of its own: one stage less for every chunk of the download.
+    got.body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      pace(chunk.length);
     });
     await allOrAbort(ac, [flowing, ...children]);
   } catch (e) {

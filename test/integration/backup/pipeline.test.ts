@@ -6,10 +6,12 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
+import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { runBackup, runRestore } from '../../../src/backup/pipeline.ts';
 import { createSwiftClient } from '../../../src/backup/swift-client.ts';
@@ -34,6 +36,50 @@ async function listing(): Promise<string[]> {
   const res = await fetch(`${swiftInfo.storageUrl}/${container}?format=json`, { headers: { 'X-Auth-Token': swiftInfo.token } });
   if (res.status === 204) return [];
   return ((await res.json()) as { name: string }[]).map((o) => o.name);
+}
+
+/**
+ * A TCP relay to the suite's Swift that cuts each connection once more than `cutAfter` bytes
+ * of answers went through it, `times` times in all: a proxy or a network failing mid-download.
+ */
+async function cuttingRelay(cutAfter: number, times: number): Promise<{ storageUrl: string; cuts: () => number; server: Server }> {
+  const target = new URL(swiftInfo.storageUrl);
+  let cuts = 0;
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    let sent = 0;
+    client.pipe(upstream);
+    upstream.on('data', (d: Buffer) => {
+      sent += d.length;
+      if (cuts < times && sent > cutAfter) {
+        cuts++;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(d);
+    });
+    upstream.on('end', () => client.end());
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+    client.on('close', () => upstream.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const relayed = new URL(swiftInfo.storageUrl);
+  relayed.port = String((server.address() as AddressInfo).port);
+  return { storageUrl: relayed.toString().replace(/\/+$/, ''), cuts: () => cuts, server };
+}
+
+/** A logger keeping its lines, to see what the agent said. */
+function keptLog(): { log: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { log: pino({ level: 'warn' }, sink), lines };
 }
 
 describe('runBackup / runRestore against Swift', () => {
@@ -136,6 +182,49 @@ describe('runBackup / runRestore against Swift', () => {
     const pid = Number(readFileSync(pidFile, 'utf8'));
     expect(() => process.kill(pid, 0)).toThrow();
     expect((await listing()).filter((n) => n.startsWith(id))).toEqual([]);
+  });
+
+  it('a download cut twice mid-way (SLO) is taken up where it stopped with ranged GETs, and restores byte-exact', async () => {
+    const id = randomUUID();
+    const bytes = Math.round(3.5 * MiB);
+    const r = await runBackup({ producer: producer(bytes, id), swift, container, backupId: id, metadata: meta, segmentMaxSize: MiB, log });
+    expect(r.segments).toBe(4);
+    const relay = await cuttingRelay(Math.round(1.3 * MiB), 2);
+    try {
+      const k = keptLog();
+      const cutSwift = createSwiftClient({ storageUrl: relay.storageUrl, token: swiftInfo.token, retryDelayMs: 10 });
+      const res = await runRestore({ location: r.location, checksum: r.checksum, swift: cutSwift, consumer: consumer(expectedSha256(bytes, id)), log: k.log });
+      expect(res.size).toBe(r.size);
+      expect(relay.cuts()).toBe(2);
+      const resumed = k.lines.filter((l) => l['msg'] === 'download cut short; taking it up where it stopped');
+      expect(resumed).toHaveLength(2);
+      expect(resumed.every((l) => Number(l['offset']) > 0 && Number(l['offset']) < r.size)).toBe(true);
+    } finally {
+      relay.server.close();
+    }
+  });
+
+  it('a single-object backup cut mid-way is taken up too; a download cut every time fails after the retries, saying so', async () => {
+    const id = randomUUID();
+    const bytes = 600_000;
+    const r = await runBackup({ producer: producer(bytes, id), swift, container, backupId: id, metadata: meta, segmentMaxSize: MiB, log });
+    expect(r.segments).toBe(1);
+    const once = await cuttingRelay(200_000, 1);
+    const always = await cuttingRelay(150_000, Infinity);
+    try {
+      const viaOnce = createSwiftClient({ storageUrl: once.storageUrl, token: swiftInfo.token, retryDelayMs: 10 });
+      await runRestore({ location: r.location, checksum: r.checksum, swift: viaOnce, consumer: consumer(expectedSha256(bytes, id)), log });
+      expect(once.cuts()).toBe(1);
+      const viaAlways = createSwiftClient({ storageUrl: always.storageUrl, token: swiftInfo.token, retryDelayMs: 10, retries: 2 });
+      const out = join(tmp, `${id}.out`);
+      const err = await runRestore({ location: r.location, checksum: r.checksum, swift: viaAlways, consumer: { file: 'sh', args: ['-c', 'cat > "$0"', out] }, log }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(/^the download of backup \S+ broke off after \d+ bytes \(.*taken up 2 times; the last try brought \d+ bytes\)/);
+      expect(always.cuts()).toBe(3);
+    } finally {
+      once.server.close();
+      always.server.close();
+    }
   });
 
   it('a checksum mismatch is refused before the consumer sees a byte', async () => {
