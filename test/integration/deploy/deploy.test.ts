@@ -118,7 +118,9 @@ describe('deployment', () => {
     expect(output).not.toContain('idle memory module unavailable');
     // One bundle instead of node_modules, with the bundled packages' licenses.
     expect(existsSync(join(dir, 'node_modules'))).toBe(false);
-    for (const f of ['app/main.js', 'licenses/amqplib.LICENSE', 'licenses/pino.LICENSE', 'licenses/mysql2.License']) expect(existsSync(join(dir, f)), f).toBe(true);
+    for (const f of ['app/main.js', 'licenses/amqplib.LICENSE', 'licenses/pino.LICENSE', 'licenses/mysql2.License', 'runtime/LICENSE']) expect(existsSync(join(dir, f)), f).toBe(true);
+    // Node's own, beside the runtime it licenses.
+    expect(readFileSync(join(dir, 'runtime/LICENSE'), 'utf8')).toMatch(/^Node\.js is licensed for use as follows/);
   });
 
   // The bundle loads each datastore's code, and what it loads lazily (mysql2, execa), from its
