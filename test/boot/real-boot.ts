@@ -510,9 +510,15 @@ async function main(): Promise<number> {
 
     // The container's init: killing it ends every process of the guest (its PID namespace);
     // killing systemd-nspawn alone would leave the guest running.
+    // systemd-nspawn's first child is a helper that exits once it has started the init (which
+    // it makes nspawn's child too): only a child that has become systemd is the init. Taking the
+    // first child seen failed one boot in session 19 (nsenter: the helper's /proc entry was gone).
     leader = await until('the guest init', 30_000, async () => {
       try {
-        return Number(sh('pgrep', ['-P', String(nspawn.pid)]).trim().split('\n')[0]) || null;
+        for (const pid of sh('pgrep', ['-P', String(nspawn.pid)]).trim().split('\n').map(Number)) {
+          if (pid && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'systemd') return pid;
+        }
+        return null;
       } catch {
         return null;
       }
