@@ -108,6 +108,13 @@ export interface SwiftClient {
   delete(container: string, name: string, opts?: RequestOptions & { ignoreMissing?: boolean }): Promise<void>;
 }
 
+/** The wait before try `attempt` + 2, as python-swiftclient backs off: from `firstMs`, doubling, at most 64 s. */
+function backOff(firstMs: number, attempt: number, signal: AbortSignal | undefined, what: string, cause: unknown): Promise<void> {
+  return sleep(Math.min(64_000, firstMs * 2 ** attempt), undefined, { signal }).catch(() => {
+    throw new AbortedError(`aborted: Swift ${what}`, { cause });
+  });
+}
+
 interface ResumeOptions {
   retries: number;
   retryDelayMs: number;
@@ -181,9 +188,7 @@ class ResumingBody extends Readable {
         throw new Error(this.#resumed === 0 ? err.message : `${err.message} (taken up ${this.#resumed} times; the last try brought ${brought} bytes)`, { cause: err });
       }
       o.onResume?.(this.#offset, err);
-      await sleep(Math.min(64_000, o.retryDelayMs * 2 ** this.#resumed), undefined, { signal: o.signal }).catch(() => {
-        throw new AbortedError('aborted: Swift GET', { cause: err });
-      });
+      await backOff(o.retryDelayMs, this.#resumed, o.signal, 'GET', err);
       this.#resumed++;
       this.#from = this.#offset;
       const res = await this.#reopen(this.#offset);
@@ -282,9 +287,7 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
           continue;
         }
         if (!replayable || attempt >= retries || !(e instanceof SwiftError) || !e.retryable || c.signal?.aborted) throw e;
-        await sleep(Math.min(64_000, retryDelayMs * 2 ** attempt), undefined, { signal: c.signal }).catch(() => {
-          throw new AbortedError(`aborted: Swift ${c.method} ${c.path}`);
-        });
+        await backOff(retryDelayMs, attempt, c.signal, `${c.method} ${c.path}`, e);
       }
     }
   }
