@@ -2,7 +2,8 @@
  * A real boot, end to end (issue 7): a Debian bookworm guest root built with
  * debootstrap (cached under /var/cache/guestagent-boot), our cloud-init
  * template for the datastore (mariadb by default, or mysql on MariaDB's
- * packages, postgresql, redis: `npm run test:boot -- postgresql`) plus what
+ * packages, mysql-oracle on a Debian unstable image that ships Oracle's MySQL,
+ * postgresql, redis: `npm run test:boot -- postgresql`) plus what
  * Trove 18's prepare_cloud_config appends (the injected guest_info.conf and
  * trove-guestagent.conf) as a NoCloud seed, booted with systemd as PID 1
  * under systemd-nspawn on the host's network. cloud-init installs the
@@ -12,7 +13,7 @@
  * answer, prepare reach `healthy`, and create_database (create_user for
  * Redis) land in the guest's server, on the mount point's data directory;
  * then restart, full and incremental backups, a restore and a rebuild, and
- * for MariaDB (both managers) and PostgreSQL Trove's replica create with the
+ * for MariaDB (both managers), Oracle's MySQL and PostgreSQL Trove's replica create with the
  * guest as the replica of a source on the host, and detach_replica.
  * The guest shares the host's network: its server listens on 127.0.0.1 at a
  * port of its own (20000-29999, free at the start), never on the host's
@@ -47,6 +48,8 @@ const PACKAGES = 'systemd,systemd-sysv,dbus,cloud-init,python3-cffi-backend,ca-c
 /** What differs between datastores: the package's own start kept off the host's ports, prepare, and what the guest must show. */
 interface Variant {
   manager: string;
+  /** The guest image when it is not bookworm with the datastore left to cloud-init: a suite and what it ships preinstalled. */
+  image?: { suite: string; packages: string };
   version: string;
   /** The distribution's unit the agent drives (its journal is shown on failure). */
   unit: string;
@@ -215,9 +218,90 @@ function mariadbVariant(manager: 'mariadb' | 'mysql', port: number): Variant {
   };
 }
 
+/** The host's Oracle MySQL (scripts/fetch-mysql.sh): the source the guest replicates from. */
+const HOST_MYSQL = join(process.env['GA_MYSQL_DIR'] ?? '/var/cache/guestagent-mysql', 'bin');
+/** The guest's own client as the agent's os_admin (its option file, whose password a restore renews). */
+const guestMysql = (args: string[]) => ['/usr/bin/mysql', '--defaults-extra-file=/var/lib/guestagent/mysql/os_admin.cnf', ...args];
+
+/** Trove's MysqlGTIDReplication from a source on the host (the agent's code running the host's Oracle MySQL). */
+function oracleMysqlReplication(): ReplicationVariant {
+  return {
+    strategy: 'MysqlGTIDReplication',
+    templates: '/usr/lib/python3/dist-packages/trove/templates/mysql',
+    async source(dir, sourcePort) {
+      const section = { server_binary: join(HOST_MYSQL, 'mysqld'), client_bin_dir: HOST_MYSQL };
+      const ds = createMysql({ log: pino({ level: 'silent' }), section, runner: 'process', stateDir: dir, port: sourcePort, events: {} }, 'mysql');
+      await ds.lifecycle.prepare(prepareReq('[mysqld]\nserver_id = 99\ninnodb_buffer_pool_size = 64M\n', '9.7'), silentCtx());
+      const adminPassword = /password = (.*)/.exec(readFileSync(join(dir, 'os_admin.cnf'), 'utf8'))![1]!;
+      const sql = connectSql({ socketPath: join(dir, 'run', 'mysqld.sock'), user: 'os_admin', password: adminPassword });
+      return { ds, adminPassword, sql: async (q) => void (await sql.query(q)), close: () => sql.end() };
+    },
+    guestSql: (guest, q, _pw, mayFail) => guest(guestMysql(['-N', '-e', q]), mayFail).trim(),
+    isReplica(sql, guest) {
+      const st = guest(guestMysql(['--vertical', '-e', 'SHOW REPLICA STATUS']));
+      if (!/Replica_IO_Running: Yes/.test(st) || !/Replica_SQL_Running: Yes/.test(st) || !/Auto_Position: 1/.test(st)) throw new Error(`the guest does not replicate:\n${st}`);
+      const ro = sql('SELECT @@read_only, @@log_bin_basename, @@gtid_mode');
+      if (ro !== '1\t/var/lib/mysql/data/mysql-bin\tON') throw new Error(`the replica's read_only, binary log and GTID mode are ${JSON.stringify(ro)}`);
+      return `by GTID auto-position, read-only, binary log ${ro.split('\t')[1]}`;
+    },
+    isDetached(sql, guest) {
+      const ro = sql('SELECT @@read_only');
+      const left = guest(guestMysql(['-e', 'SHOW REPLICA STATUS'])).trim();
+      if (ro !== '0' || left !== '') throw new Error(`after detach_replica the guest is read_only=${ro} and still has a source: ${left}`);
+    },
+  };
+}
+
+/**
+ * An image that ships Oracle's MySQL (Debian unstable's mysql-server; bookworm has none): Trove's
+ * mysql manager, cloudinit/mysql.cloudinit keeping the image's server, the agent driving its `mysql` unit.
+ */
+function oracleMysqlVariant(port: number): Variant {
+  // The guest shares the host's network: the server's X protocol stays off (its 33060 is one port for every server).
+  const onPort = `[mysqld]\nport = ${port}\nbind-address = 127.0.0.1\nmysqlx = OFF\n`;
+  return {
+    manager: 'mysql',
+    version: '9.7',
+    image: { suite: 'sid', packages: 'mysql-server,mysql-client' },
+    unit: 'mysql',
+    mountPoint: '/var/lib/mysql',
+    preBoot(root) {
+      // The image's own start of its server (before cloud-init stops it) must not collide with the host's 3306.
+      // (Built on this host, the package moved itself to 3307 in a file of its own: ours replaces it.)
+      rmSync(join(root, 'etc/mysql/mysql.conf.d/99-port-backoff.cnf'), { force: true });
+      mkdirSync(join(root, 'etc/mysql/mysql.conf.d'), { recursive: true });
+      writeFileSync(join(root, 'etc/mysql/mysql.conf.d/99-boot-port.cnf'), onPort);
+    },
+    // Trove's own rendering of the mysql manager's template for a 1 GB flavour, then the guest's port (see above).
+    prepare: { databases: [{ _name: 'fromprepare' }], users: [], config_contents: `${troveConfigTemplate('mysql', 1024, '9.7')}\n${onPort}` },
+    async check(api, guest) {
+      await api('create_database', { databases: [{ _name: 'booted', _character_set: 'utf8mb4', _collate: 'utf8mb4_general_ci' }] });
+      const dbs = await until('booted in SHOW DATABASES', 60_000, async () => {
+        const out = guest(guestMysql(['-N', '-e', 'SHOW DATABASES']));
+        return out.split('\n').includes('booted') ? out : null;
+      });
+      const [version, datadir, listening] = guest(guestMysql(['-N', '-e', 'SELECT @@version, @@datadir, @@port'])).trim().split('\t');
+      if (datadir?.replace(/\/$/, '') !== '/var/lib/mysql/data') throw new Error(`the guest's server runs on ${datadir}, not the volume's /var/lib/mysql/data`);
+      if (!dbs.split('\n').includes('fromprepare')) throw new Error('the database prepare created is missing');
+      if (/mariadb/i.test(version ?? '')) throw new Error(`the guest runs MariaDB (${version}), not the image's MySQL`);
+      const unit = guest(['/usr/bin/systemctl', 'is-active', 'mysql']).trim();
+      return `guest MySQL ${version} (mysql ${unit}, port ${listening}, ${datadir}) databases: ${dbs.trim().split('\n').join(', ')}`;
+    },
+    wipe: 'rm -rf /var/lib/mysql/data',
+    incremental: true,
+    replication: existsSync(join(HOST_MYSQL, 'mysqld')) ? oracleMysqlReplication() : undefined,
+    async restored(guest, _root, expect) {
+      const dbs = guest(guestMysql(['-N', '-e', 'SHOW DATABASES'])).split('\n');
+      if (!expect.every((d) => dbs.includes(d))) throw new Error(`the restored server lacks the backed-up databases: ${dbs.join(', ')}`);
+      return `restored MySQL databases: ${dbs.filter(Boolean).join(', ')}`;
+    },
+  };
+}
+
 const VARIANTS: Record<string, (port: number) => Variant> = {
   mariadb: (port) => mariadbVariant('mariadb', port),
   mysql: (port) => mariadbVariant('mysql', port),
+  'mysql-oracle': oracleMysqlVariant,
   postgresql: (port) => ({
     manager: 'postgresql',
     version: '15',
@@ -336,19 +420,24 @@ async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | n
   }
 }
 
-/** The cached guest root, built once by debootstrap (minbase + systemd + cloud-init). */
-function guestRootfs(): string {
-  const rootfs = join(CACHE, 'rootfs');
-  const stamp = join(CACHE, 'rootfs.packages');
-  if (existsSync(rootfs) && existsSync(stamp) && readFileSync(stamp, 'utf8') === PACKAGES) return rootfs;
-  step(`building the guest root with debootstrap (cached in ${CACHE})`);
+/**
+ * The cached guest root, built once by debootstrap (minbase + systemd + cloud-init): bookworm, or
+ * another suite with packages the image ships (an image with Oracle's MySQL: Debian unstable's).
+ */
+function guestRootfs(image: { suite: string; packages: string } = { suite: 'bookworm', packages: '' }): string {
+  const name = image.suite === 'bookworm' ? 'rootfs' : `rootfs-${image.suite}`;
+  const packages = [PACKAGES, image.packages].filter(Boolean).join(',');
+  const rootfs = join(CACHE, name);
+  const stamp = join(CACHE, `${name}.packages`);
+  if (existsSync(rootfs) && existsSync(stamp) && readFileSync(stamp, 'utf8') === packages) return rootfs;
+  step(`building the ${image.suite} guest root with debootstrap (cached in ${CACHE})`);
   rmSync(rootfs, { recursive: true, force: true });
-  const tmp = join(CACHE, 'rootfs.tmp');
+  const tmp = join(CACHE, `${name}.tmp`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(CACHE, { recursive: true });
-  sh('debootstrap', ['--variant=minbase', `--include=${PACKAGES}`, 'bookworm', tmp, 'http://deb.debian.org/debian']);
+  sh('debootstrap', ['--variant=minbase', `--include=${packages}`, image.suite, tmp, 'http://deb.debian.org/debian']);
   renameSync(tmp, rootfs);
-  writeFileSync(stamp, PACKAGES);
+  writeFileSync(stamp, packages);
   return rootfs;
 }
 
@@ -449,7 +538,7 @@ async function main(): Promise<number> {
   }
   const guestServerPort = await guestPort();
   const v = variant(guestServerPort);
-  const rootfs = guestRootfs();
+  const rootfs = guestRootfs(v.image);
   step('building the release tarball');
   sh(join(ROOT, 'scripts/build-release.sh'), [], { cwd: ROOT });
   const tarball = readdirSync(join(ROOT, 'dist')).find((f) => /^guestagent-.*-linux-x64\.tar\.gz$/.test(f));
@@ -557,11 +646,12 @@ async function main(): Promise<number> {
     if (after === '0' || after === before) throw new Error(`restart: ${v.unit}'s main PID went from ${before} to ${after}`);
     await conductor.waitFor((x) => x.method === 'heartbeat' && status(x) === 'healthy', 2 * 60_000, mark);
     step(`restart: ${v.unit} main PID ${before} -> ${after}, healthy again`);
-    if (v.unit === 'mariadb') {
+    if (v.unit === 'mariadb' || v.unit === 'mysql') {
       // Trove 18's upgrade: pre_upgrade, then the cast with the new datastore_version (here the
       // installed server's full version: packages updated under it), then healthy to poll for.
-      const installed = /Ver\s+(\d+\.\d+\.\d+)/.exec(guest(['/usr/sbin/mariadbd', '--version']))?.[1];
-      if (!installed) throw new Error('upgrade: no version from mariadbd --version in the guest');
+      const program = v.unit === 'mariadb' ? '/usr/sbin/mariadbd' : '/usr/sbin/mysqld';
+      const installed = /Ver\s+(\d+\.\d+\.\d+)/.exec(guest([program, '--version']))?.[1];
+      if (!installed) throw new Error(`upgrade: no version from ${program} --version in the guest`);
       const info = ok(await caller.api('pre_upgrade', {})) as Record<string, unknown>;
       const fromU = conductor.received.length;
       ok(await caller.api('upgrade', { upgrade_info: { ...info, datastore_version: installed } }));
@@ -569,8 +659,11 @@ async function main(): Promise<number> {
       await conductor.waitFor((x) => x.method === 'heartbeat' && status(x) === 'healthy', 5 * 60_000, fromU);
       const upgraded = mainPid();
       if (upgraded === after) throw new Error(`upgrade: ${v.unit}'s main PID stayed ${after}`);
-      const marker = guest(['/bin/cat', `${v.mountPoint}/data/mysql_upgrade_info`]);
-      if (!marker.includes(installed)) throw new Error(`upgrade: mysql_upgrade_info says ${JSON.stringify(marker)}`);
+      // MariaDB's upgrader leaves its marker; MySQL upgrades its own system tables as it starts.
+      if (v.unit === 'mariadb') {
+        const marker = guest(['/bin/cat', `${v.mountPoint}/data/mysql_upgrade_info`]);
+        if (!marker.includes(installed)) throw new Error(`upgrade: mysql_upgrade_info says ${JSON.stringify(marker)}`);
+      }
       step(`upgrade to ${installed}: upgrading, ${v.unit} main PID ${after} -> ${upgraded}, system tables upgraded, healthy`);
     }
     // A backup from the guest, as `trove backup-create` casts it: the datastore's tool against the
