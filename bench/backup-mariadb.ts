@@ -144,7 +144,7 @@ export async function benchMariadb(bytes: number, segMiB: number | undefined): P
     console.log(`filled ${filled.rows.toLocaleString('en')} rows in ${((performance.now() - t) / 1000).toFixed(0)} s; tables ${(filled.dataBytes / 1e6).toFixed(0)} MB, data directory ${(dataDirBytes / 1e6).toFixed(0)} MB`);
 
     // Raw tool pipelines with the agent's own mariabackup command line.
-    const plan = await source.backup!.plan({ backupId: 'raw', parent: null }, ctx());
+    const plan = await source.backup!.plan({ backupId: 'raw', parent: null, codec: 'gzip' }, ctx());
     const tool = [plan.producer.file, ...plan.producer.args].map(shQuote).join(' ');
     const hdr = join(dir, 'headers');
     writeFileSync(hdr, `X-Auth-Token: ${info.token}\n`, { mode: 0o600 });

@@ -167,8 +167,9 @@ export async function benchPostgresql(bytes: number, segMiB: number | undefined)
     const baseBytes = duBytes(join(srcDir, 'data', 'base'));
     console.log(`pgbench -i -s ${scale}: ${expected.toLocaleString('en')} accounts in ${((performance.now() - t) / 1000).toFixed(0)} s; data directory ${(dataDirBytes / 1e6).toFixed(0)} MB (base/ ${(baseBytes / 1e6).toFixed(0)} MB, the rest mostly pg_wal)`);
 
-    // Raw tool pipelines with the agent's own pg_basebackup command line (the password in its environment).
-    const plan = await source.backup!.plan({ backupId: 'raw', parent: null }, ctx());
+    // Raw tool pipelines with the agent's own pg_basebackup command line (the password in its environment),
+    // the one it runs for gzip: the plain tar (for zstd the agent has the server compress it).
+    const plan = await source.backup!.plan({ backupId: 'raw', parent: null, codec: 'gzip' }, ctx());
     const tool = [plan.producer.file, ...plan.producer.args].map(shQuote).join(' ');
     const toolEnv = { ...plan.producer.env, DIR: dir };
     const time = (f: string) => `/usr/bin/time -f %M -o "$DIR/${f}"`;

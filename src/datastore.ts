@@ -8,6 +8,7 @@
  * Everything here is in domain terms: handlers parse Trove's wire dicts
  * (`_name`, `_host`, ...) into these types before any datastore code runs.
  */
+import type { Codec } from './backup/compress.ts';
 import type { Logger } from './log.ts';
 
 export type DatastoreName = 'mysql' | 'mariadb' | 'postgresql' | 'redis';
@@ -324,7 +325,10 @@ export interface BackupPlan {
   producer: ToolSpec;
   /** Object name suffix after `<backup id>.` ('xbstream.gz', 'tar.gz'). */
   extension: string;
-  /** gzip the stream (false when the tool compresses itself). */
+  /**
+   * The agent compresses the stream with its codec (false when the tool compresses it
+   * itself, `extension` then naming the tool's codec: 'tar.zst').
+   */
   compress: boolean;
   /** Object metadata once the tool has finished (lsn, WAL positions, ...). */
   metadata(): Record<string, string> | Promise<Record<string, string>>;
@@ -353,6 +357,9 @@ export interface BackupFetcher {
 }
 
 export interface BackupCapability {
-  /** `parent` is set for an incremental backup: the parent's object metadata. */
-  plan(req: { backupId: string; parent: Record<string, string> | null }, ctx: OpContext): Promise<BackupPlan>;
+  /**
+   * `parent` is set for an incremental backup: the parent's object metadata. `codec` is the
+   * agent's for new backups; a tool that can compress with it may do so itself.
+   */
+  plan(req: { backupId: string; parent: Record<string, string> | null; codec: Codec }, ctx: OpContext): Promise<BackupPlan>;
 }

@@ -30,7 +30,8 @@ import { historyOf, restoreChain, walSince, walTar } from './backup.ts';
 import { settingFromConf } from './conf-file.ts';
 import { createPgReplication, REPL_USER } from './replication.ts';
 import { parseReplicaSource } from '../../src/replication.ts';
-import { userInfo } from 'node:os';
+import { availableParallelism, userInfo } from 'node:os';
+import { ZSTD_LEVEL } from '../../src/backup/compress.ts';
 
 const BIN = '/usr/lib/postgresql/15/bin';
 /** Debian's configuration directory of cluster 15/main, the one pg_ctlcluster (postgresql@15-main) reads. */
@@ -579,7 +580,7 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
       strategy: typeof section['replication_strategy'] === 'string' ? section['replication_strategy'] : 'PostgresqlReplicationStreaming',
     }),
     backup: {
-      async plan({ backupId, parent }, ctx) {
+      async plan({ backupId, parent, codec }, ctx) {
         const pw = password();
         if (pw === null) throw new GuestError('The database has not been prepared: no admin credentials for the backup.');
         const metadata = () => historyOf(walArchive, backupId, ctx.signal);
@@ -591,15 +592,25 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
           });
           return { producer: walTar(walArchive, walSince(walArchive, parent)), extension: 'tar.gz', compress: true, metadata, cleanup: async () => {} };
         }
+        // For zstd the server compresses the tar itself as it reads the files (PostgreSQL 15's
+        // server-side compression, a zstd worker per core): the whole data directory no longer
+        // crosses the socket to pg_basebackup and a pipe to zstd, only the compressed bytes do.
+        // 1.9 GB of pgbench tables: 1.4 s against 4.3-4.7 s piped to `zstd -T0 -3`, half the CPU.
+        // pg_basebackup cannot add its manifest to a tar compressed by the server; restores never
+        // read it (nor does Trove's), and the object's segments have their MD5s in Swift.
+        const serverZstd = codec === 'zstd';
         return {
           // One tar on stdout with the WAL needed for consistency; the password goes through the environment.
           producer: {
             file: join(BIN, 'pg_basebackup'),
-            args: ['-h', socketDir, '-p', String(port()), '-U', 'os_admin', '-D', '-', '-Ft', '-X', 'fetch', '--checkpoint=fast', `--label=${backupId}`, '-w'],
+            args: [
+              '-h', socketDir, '-p', String(port()), '-U', 'os_admin', '-D', '-', '-Ft', '-X', 'fetch', '--checkpoint=fast', `--label=${backupId}`, '-w',
+              ...(serverZstd ? ['--no-manifest', `--compress=server-zstd:level=${ZSTD_LEVEL},workers=${availableParallelism()}`] : []),
+            ],
             env: { PGPASSWORD: pw },
           },
-          extension: 'tar.gz',
-          compress: true,
+          extension: serverZstd ? 'tar.zst' : 'tar.gz',
+          compress: !serverZstd,
           metadata,
           cleanup: async () => {},
         };

@@ -140,9 +140,12 @@ export interface CodecTool {
   args: readonly string[];
 }
 
+/** zstd's level for backups (its own default): the zstd program's, and a tool's that compresses itself. */
+export const ZSTD_LEVEL = 3;
+
 /** The program that compresses for `codec`, or null when the agent compresses itself (gzip, on every core). */
 export function compressorTool(codec: Codec, level?: number): CodecTool | null {
-  return codec === 'zstd' ? { file: ZSTD, args: ['-q', '-c', `-${level ?? 3}`, '-T0'] } : null;
+  return codec === 'zstd' ? { file: ZSTD, args: ['-q', '-c', `-${level ?? ZSTD_LEVEL}`, '-T0'] } : null;
 }
 
 /**

@@ -157,7 +157,7 @@ export function createBackupService(o: BackupServiceOptions) {
         const { container, name } = parseLocation(info.parent.location);
         parentMeta = metaOf((await swift.head(container, name, { signal: ctx.signal })).headers as Record<string, unknown>);
       }
-      const plan = await strategy.plan({ backupId: info.id, parent: parentMeta }, ctx);
+      const plan = await strategy.plan({ backupId: info.id, parent: parentMeta, codec: o.compression }, ctx);
       try {
         const result = await runBackup({
           producer: plan.producer,
