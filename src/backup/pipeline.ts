@@ -18,7 +18,7 @@ import { bytesRead, spawnStreaming } from '../process/exec.ts';
 import { Segmenter, segmentName } from './segmenter.ts';
 import { CODEC_MAGIC, compressorTool, createCompressor, createDecompressor, decompressorTool, describeObjectName, type Codec } from './compress.ts';
 import { createDecryptor, createEncryptor } from './encrypt.ts';
-import type { SwiftClient } from './swift-client.ts';
+import { PartsVerifier, type StoredPart, type SwiftClient } from './swift-client.ts';
 
 export interface ChildSpec {
   file: string;
@@ -312,6 +312,19 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
     got.body.destroy();
     throw new ChecksumMismatchError(`backup ${container}/${name}`, req.checksum, got.etag);
   }
+  // The ETag vouches for what Swift recorded; the bytes themselves are checked as they arrive
+  // against the md5 of each part (the object, or each segment of its manifest): a segment rotted
+  // on disk, or bytes damaged on the way, fail the restore by name, whether or not the codec
+  // checks its own stream (the zstd the PostgreSQL server writes has no checksum of its own).
+  let parts: StoredPart[] | null;
+  try {
+    parts = await req.swift.parts(container, name, got, { signal: ac.signal });
+  } catch (e) {
+    got.body.destroy();
+    throw e;
+  }
+  if (!parts) log.warn({ object: `${container}/${name}` }, 'restoring a large object whose segments have no md5s to check the bytes against');
+  const verifier = parts ? new PartsVerifier(parts) : null;
   let size = 0;
   // Every buffer through Node counts towards the next minor GC: the download's and, for gzip, what is inflated.
   const pace = gcPacer(req.minorGc);
@@ -341,7 +354,7 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
   const children = codec ? [done, codec.done] : [done];
   // Which stage failed first says what went wrong; the stages after it only fail on what they got,
   // and those that fail once a child's failure has stopped everything say nothing new.
-  type Stage = 'download' | 'decrypt' | 'gunzip' | 'input';
+  type Stage = 'download' | 'verify' | 'decrypt' | 'gunzip' | 'input';
   const failed: { first: { stage: Stage; err: Error } | null } = { first: null };
   // An `.enc` object that turned out to be in the clear: a failure after it is corruption, not a key.
   let inTheClear = false;
@@ -380,11 +393,33 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
     });
     // Counted beside the pipe (attached in the same tick, so no chunk passes uncounted), not
     // as a stream stage of its own: one stage less for every chunk of the download.
+    const corrupt = (why: string) => {
+      const err = new Error(why);
+      failed.first ??= { stage: 'verify', err };
+      got.body.destroy(err);
+    };
     got.body.on('data', (chunk: Buffer) => {
       size += chunk.length;
       pace(chunk.length);
+      const why = verifier?.update(chunk);
+      if (why) corrupt(why);
     });
+    // Checked before the tools' ends count: a last segment that differs fails the restore even when they took it.
+    const verified = verifier
+      ? new Promise<void>((resolve, reject) => {
+          got.body.once('end', () => {
+            const why = verifier.end();
+            if (!why) return resolve();
+            corrupt(why);
+            reject(new Error(why));
+          });
+          // Destroyed before its end: what failed says so, or a tool stopped at its own end (tar) and needed no more.
+          got.body.once('close', () => resolve());
+        })
+      : Promise.resolve();
+    verified.catch(() => {});
     await allOrAbort(ac, [flowing, ...children]);
+    await verified;
   } catch (e) {
     got.body.destroy();
     const childErr = await failureOf(done);
@@ -398,6 +433,8 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
           `the download of backup ${object} broke off after ${size} bytes (${first.err.message}): a segment that no longer matches the manifest, or Swift failing mid-way`,
           { cause: first.err },
         );
+      case 'verify':
+        throw new GuestError(`backup ${object} is corrupt: ${first.err.message}`, { cause: first.err });
       case 'decrypt':
         throw new BadRequestError(`backup ${object}: ${first.err.message}`, { cause: first.err });
       case 'gunzip':

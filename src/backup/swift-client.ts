@@ -7,6 +7,7 @@
  * The token only ever goes into the X-Auth-Token request header: it is not in
  * errors, logs or URLs.
  */
+import { createHash, type Hash } from 'node:crypto';
 import type { Agent as HttpAgent, IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import { createRequire } from 'node:module';
@@ -61,6 +62,84 @@ export interface SloSegment {
   size_bytes: number;
 }
 
+/** A stored run of an object's bytes and the md5 (hex) Swift keeps for it. */
+export interface StoredPart {
+  bytes: number;
+  etag: string;
+}
+
+/**
+ * Checks bytes as they pass against the md5s of the parts they are made of, part by part, so a
+ * part that differs is known as soon as it has passed (and the bytes after it are not needed).
+ */
+export class PartsVerifier {
+  readonly #parts: readonly StoredPart[];
+  #index = 0;
+  #left: number;
+  #hash: Hash | null;
+  #failure: string | null = null;
+
+  constructor(parts: readonly StoredPart[]) {
+    this.#parts = parts;
+    this.#left = parts[0]?.bytes ?? 0;
+    this.#hash = parts.length > 0 ? createHash('md5') : null;
+  }
+
+  /** Takes the next bytes; returns why they do not match (once, then null: stop feeding). */
+  update(chunk: Buffer): string | null {
+    if (this.#failure) return null;
+    let at = 0;
+    while (at < chunk.length) {
+      if (!this.#hash) return this.#fail(`${chunk.length - at} bytes more than the ${this.#describe()} hold`);
+      const n = Math.min(this.#left, chunk.length - at);
+      this.#hash.update(n === chunk.length ? chunk : chunk.subarray(at, at + n));
+      at += n;
+      this.#left -= n;
+      if (this.#left === 0) {
+        const why = this.#close();
+        if (why) return why;
+      }
+    }
+    return null;
+  }
+
+  /** At the end of the bytes: why they are not every part whole, or null. */
+  end(): string | null {
+    if (this.#failure) return null;
+    // Parts of no bytes still have their md5 (of nothing) to match.
+    while (this.#hash && this.#left === 0) {
+      const why = this.#close();
+      if (why) return why;
+    }
+    if (this.#hash) return this.#fail(`the bytes end ${this.#left} bytes before the end of ${this.#name(this.#index)}`);
+    return null;
+  }
+
+  #close(): string | null {
+    const part = this.#parts[this.#index]!;
+    const md5 = this.#hash!.digest('hex');
+    if (md5 !== part.etag) return this.#fail(`${this.#name(this.#index)} (${part.bytes} bytes) has md5 ${md5}, Swift holds ${part.etag} for it`);
+    this.#index++;
+    const next = this.#parts[this.#index];
+    this.#hash = next ? createHash('md5') : null;
+    this.#left = next?.bytes ?? 0;
+    return null;
+  }
+
+  #name(i: number): string {
+    return this.#parts.length === 1 ? 'the object' : `segment ${i + 1} of ${this.#parts.length}`;
+  }
+
+  #describe(): string {
+    return this.#parts.length === 1 ? 'object' : `${this.#parts.length} segments`;
+  }
+
+  #fail(why: string): string {
+    this.#failure = why;
+    return why;
+  }
+}
+
 export interface ObjectInfo {
   /** ETag with surrounding quotes removed (SLO manifests quote theirs). */
   etag: string;
@@ -102,6 +181,13 @@ export interface SwiftClient {
    * `retries` times, backing off as requests do.
    */
   get(container: string, name: string, opts?: GetOptions): Promise<ObjectInfo & { body: Readable }>;
+  /**
+   * What the body of a GET of the object (`info`: its HEAD or GET) is made of, each part with
+   * the md5 Swift keeps for it: the object itself, or a static large object's segments in order
+   * (from its manifest). null where the parts' md5s do not cover the bytes: a dynamic large
+   * object, nested manifests, ranged segments.
+   */
+  parts(container: string, name: string, info: ObjectInfo, opts?: RequestOptions): Promise<StoredPart[] | null>;
   /** Names of the objects in a container that start with `prefix`, every page of the listing. */
   list(container: string, opts?: RequestOptions & { prefix?: string }): Promise<string[]>;
   /** DELETE; `ignoreMissing` turns 404 into success. */
@@ -422,6 +508,17 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
       };
       const body = new ResumingBody(res, total, reopen, { retries, retryDelayMs, signal: opts.signal, onResume: opts.onResume });
       return { ...head, body };
+    },
+    async parts(container, name, head, opts = {}) {
+      if (head.headers['x-object-manifest'] !== undefined) return null;
+      if (String(head.headers['x-static-large-object'] ?? '').toLowerCase() !== 'true') return [{ bytes: head.contentLength, etag: head.etag }];
+      const res = await call({ method: 'GET', path: objectPath(container, name), query: 'multipart-manifest=get', headers: opts.headers, signal: opts.signal, ok: [200], stream: true });
+      const chunks: Buffer[] = [];
+      for await (const chunk of res) chunks.push(chunk as Buffer);
+      const entries = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Array<{ hash?: unknown; bytes?: unknown; sub_slo?: unknown; range?: unknown }>;
+      // A nested manifest's hash is of its segments' md5s, a ranged segment's of the whole segment: not of these bytes.
+      if (!Array.isArray(entries) || entries.some((e) => e.sub_slo || e.range !== undefined || typeof e.hash !== 'string' || typeof e.bytes !== 'number')) return null;
+      return entries.map((e) => ({ bytes: e.bytes as number, etag: e.hash as string }));
     },
     async list(container, opts = {}) {
       const names: string[] = [];

@@ -4,8 +4,8 @@
  * (plain gzip stream + PUT) as the interop peer.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
@@ -252,6 +252,49 @@ describe('runBackup / runRestore against Swift', () => {
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(/segment|incomplete|ended before|premature|corrupt/i);
     expect((err as Error).message).not.toMatch(/^sh |cat/);
+  });
+
+  /** Flips a byte in the middle of the object server's file holding exactly `bytes`: bit rot at rest, the ETag unchanged. */
+  const rot = (bytes: Buffer): void => {
+    const files = execFileSync('find', [swiftInfo.devices, '-name', '*.data', '-size', `${bytes.length}c`], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    const file = files.find((f) => readFileSync(f).equals(bytes));
+    if (!file) throw new Error("the object's file was not found under the devices");
+    const damaged = Buffer.from(bytes);
+    damaged[damaged.length >> 1]! ^= 0x01;
+    writeFileSync(file, damaged);
+  };
+  const get = async (name: string) => Buffer.from(await (await fetch(`${swiftInfo.storageUrl}/${container}/${name}`, { headers: { 'X-Auth-Token': swiftInfo.token } })).arrayBuffer());
+  const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+
+  it('bytes that rotted at rest under an unchanged ETag fail the restore by their md5, even when the restore tool takes them', async () => {
+    const id = randomUUID();
+    const body = randomBytes(300_000);
+    const name = `${id}.raw`;
+    await swift.putObject(container, name, body);
+    rot(body);
+    const out = join(tmp, `${id}.out`);
+    const err = await runRestore({ location: `${swiftInfo.storageUrl}/${container}/${name}`, checksum: md5(body), swift, consumer: { file: 'sh', args: ['-c', 'cat > "$0"', out] }, decompress: false, log }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/is corrupt: the object \(300000 bytes\) has md5 [0-9a-f]{32}, Swift holds [0-9a-f]{32} for it/);
+    // The tool took every byte (cat exits 0): only the md5 tells.
+    expect(readFileSync(out).length).toBe(300_000);
+  });
+
+  it('a segment rotted at rest fails the restore naming the segment; stored again, the same restore checks every segment and succeeds', async () => {
+    const id = randomUUID();
+    const r = await runBackup({ producer: producer(Math.round(2.5 * MiB), id), swift, container, backupId: id, metadata: meta, segmentMaxSize: MiB, compress: false, log });
+    expect(r.segments).toBe(3);
+    const segments = await Promise.all([0, 1, 2].map((i) => get(`${id}_0000000${i}`)));
+    rot(segments[1]!);
+    const out = join(tmp, `${id}.out`);
+    const restore = () => runRestore({ location: r.location, checksum: r.checksum, swift, consumer: { file: 'sh', args: ['-c', 'cat > "$0"', out] }, decompress: false, log });
+    const err = await restore().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/is corrupt: segment 2 of 3 \(1048576 bytes\) has md5 [0-9a-f]{32}, Swift holds [0-9a-f]{32} for it/);
+    // Swift quarantined the file it found rotten as it served it; the segment is stored again, as an operator would.
+    await swift.putObject(container, `${id}_00000001`, segments[1]!);
+    await restore();
+    expect(md5(readFileSync(out))).toBe(md5(Buffer.concat(segments)));
   });
 
   it('a stored gzip stream that is corrupt inside (its checksum matches what was stored) fails with the decompressor\'s reason', async () => {

@@ -25,6 +25,8 @@ export interface SwiftInfo {
   token: string;
   user: string;
   key: string;
+  /** The object server's devices directory: where tests find an object's file to damage it at rest. */
+  devices: string;
 }
 
 declare module 'vitest' {
@@ -212,7 +214,7 @@ export async function startSwift(): Promise<{ info: SwiftInfo; backend: SwiftBac
       if (Date.now() > deadline) throw new Error(`private Swift account not usable: HEAD ${r.status}`);
       await new Promise((res) => setTimeout(res, 200));
     }
-    return { info: { authUrl, storageUrl, token, user, key }, backend: { dir, memcachePort: ports.memcache, proxyConf: (port, auth) => proxyConf(dir, port, ports.memcache, auth) }, stop };
+    return { info: { authUrl, storageUrl, token, user, key, devices: join(dir, 'srv') }, backend: { dir, memcachePort: ports.memcache, proxyConf: (port, auth) => proxyConf(dir, port, ports.memcache, auth) }, stop };
   } catch (e) {
     await stop();
     throw e;
