@@ -44,11 +44,11 @@ export function exposeGc(): () => void {
 }
 
 /**
- * V8's minor (young generation) GC; null if V8 refuses. A stream of gigabytes through Node
+ * V8's minor (young generation) GC; a no-op if V8 refuses to expose gc(). A stream of gigabytes through Node
  * leaves each chunk's buffer to die young, but nothing in the small JS heap makes V8 scavenge,
  * and the buffers' memory (external to the heap) starts a full GC only every ~64 MB: a gunzip
  * of 2 GB into a child peaked at 125 MiB RSS, 71 MiB with a minor GC after each 8 MiB, at no
- * CPU cost (1.84 vs 1.63 s). The backup pipelines pace with it. Fetched and refused as exposeGc.
+ * CPU cost (1.84 vs 1.63 s). The backup pipelines pace with it. Fetched as exposeGc's is.
  */
 export function exposeMinorGc(): () => void {
   return () => v8Gc()?.({ type: 'minor' });
