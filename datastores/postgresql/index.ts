@@ -597,7 +597,8 @@ export function createPostgresDatastore(opts: DatastoreOptions): Datastore {
         // crosses the socket to pg_basebackup and a pipe to zstd, only the compressed bytes do.
         // 1.9 GB of pgbench tables: 1.4 s against 4.3-4.7 s piped to `zstd -T0 -3`, half the CPU.
         // pg_basebackup cannot add its manifest to a tar compressed by the server; restores never
-        // read it (nor does Trove's), and the object's segments have their MD5s in Swift.
+        // read it (nor does Trove's). The server's zstd frames carry no checksum: restores check
+        // every byte against the md5s Swift keeps for the object's segments (backup/pipeline.ts).
         const serverZstd = codec === 'zstd';
         return {
           // One tar on stdout with the WAL needed for consistency; the password goes through the environment.

@@ -391,13 +391,13 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
       if (failed.first?.stage === 'input') return codec ? codec.done.then(() => done) : done;
       throw e;
     });
-    // Counted beside the pipe (attached in the same tick, so no chunk passes uncounted), not
-    // as a stream stage of its own: one stage less for every chunk of the download.
     const corrupt = (why: string) => {
       const err = new Error(why);
       failed.first ??= { stage: 'verify', err };
       got.body.destroy(err);
     };
+    // Counted and checked beside the pipe (attached in the same tick, so no chunk passes
+    // unseen), not as a stream stage of its own: one stage less for every chunk of the download.
     got.body.on('data', (chunk: Buffer) => {
       size += chunk.length;
       pace(chunk.length);

@@ -185,7 +185,7 @@ export interface SwiftClient {
    * What the body of a GET of the object (`info`: its HEAD or GET) is made of, each part with
    * the md5 Swift keeps for it: the object itself, or a static large object's segments in order
    * (from its manifest). null where the parts' md5s do not cover the bytes: a dynamic large
-   * object, nested manifests, ranged segments.
+   * object, nested manifests, ranged segments, a response without its length.
    */
   parts(container: string, name: string, info: ObjectInfo, opts?: RequestOptions): Promise<StoredPart[] | null>;
   /** Names of the objects in a container that start with `prefix`, every page of the listing. */
@@ -510,7 +510,8 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
       return { ...head, body };
     },
     async parts(container, name, head, opts = {}) {
-      if (head.headers['x-object-manifest'] !== undefined) return null;
+      // Without its length the object's bytes cannot be told from more of them.
+      if (head.headers['x-object-manifest'] !== undefined || head.headers['content-length'] === undefined) return null;
       if (String(head.headers['x-static-large-object'] ?? '').toLowerCase() !== 'true') return [{ bytes: head.contentLength, etag: head.etag }];
       const res = await call({ method: 'GET', path: objectPath(container, name), query: 'multipart-manifest=get', headers: opts.headers, signal: opts.signal, ok: [200], stream: true });
       const chunks: Buffer[] = [];
