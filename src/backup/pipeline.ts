@@ -428,11 +428,14 @@ export async function runRestore(req: RestoreRequest): Promise<RestoreResult> {
     const object = `${container}/${name}`;
     const first = failed.first;
     switch (first?.stage) {
-      case 'download':
+      case 'download': {
+        // Swift's proxy checks each segment's md5 as it serves it and drops the connection at one that differs.
+        const where = verifier?.partAt(size);
         throw new GuestError(
-          `the download of backup ${object} broke off after ${size} bytes (${first.err.message}): a segment that no longer matches the manifest, or Swift failing mid-way`,
+          `the download of backup ${object} broke off after ${size} bytes${where && parts!.length > 1 ? `, in ${where}` : ''} (${first.err.message}): a segment that no longer matches the manifest, or Swift failing mid-way`,
           { cause: first.err },
         );
+      }
       case 'verify':
         throw new GuestError(`backup ${object} is corrupt: ${first.err.message}`, { cause: first.err });
       case 'decrypt':

@@ -126,6 +126,16 @@ export class PartsVerifier {
     return null;
   }
 
+  /** The part the byte at `offset` belongs to, named as in the failures ('segment 2 of 3'), or null past the end. */
+  partAt(offset: number): string | null {
+    let end = 0;
+    for (let i = 0; i < this.#parts.length; i++) {
+      end += this.#parts[i]!.bytes;
+      if (offset < end) return this.#name(i);
+    }
+    return null;
+  }
+
   #name(i: number): string {
     return this.#parts.length === 1 ? 'the object' : `segment ${i + 1} of ${this.#parts.length}`;
   }

@@ -34,6 +34,11 @@ describe('PartsVerifier', () => {
     expect(v.end()).toBeNull();
   });
 
+  it('names the part a byte offset falls in', () => {
+    const v = new PartsVerifier(partsOf(a, b, c));
+    expect([0, 999, 1000, 1776, 1777, 1778].map((o) => v.partAt(o))).toEqual(['segment 1 of 3', 'segment 1 of 3', 'segment 2 of 3', 'segment 2 of 3', 'segment 3 of 3', null]);
+  });
+
   it('a single object is "the object"', () => {
     const bad = Buffer.from(a);
     bad[0]! ^= 1;
