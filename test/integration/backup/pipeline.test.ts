@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type AddressInfo, type Server } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,16 +39,33 @@ async function listing(): Promise<string[]> {
 }
 
 /**
- * A TCP relay to the suite's Swift that cuts each connection once more than `cutAfter` bytes
- * of answers went through it, `times` times in all: a proxy or a network failing mid-download.
+ * A TCP relay to the suite's Swift: each connection goes upstream as it is, and `answer`
+ * decides what of Swift's answers reaches the client (it writes to `client` and ends it).
  */
-async function cuttingRelay(cutAfter: number, times: number): Promise<{ storageUrl: string; cuts: () => number; server: Server }> {
+async function relay(answer: (client: Socket, upstream: Socket) => void): Promise<{ storageUrl: string; server: Server }> {
   const target = new URL(swiftInfo.storageUrl);
-  let cuts = 0;
   const server = createServer((client) => {
     const upstream = connect(Number(target.port), target.hostname);
-    let sent = 0;
     client.pipe(upstream);
+    answer(client, upstream);
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+    client.on('close', () => upstream.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const relayed = new URL(swiftInfo.storageUrl);
+  relayed.port = String((server.address() as AddressInfo).port);
+  return { storageUrl: relayed.toString().replace(/\/+$/, ''), server };
+}
+
+/**
+ * Cuts each connection once more than `cutAfter` bytes of answers went through it, `times`
+ * times in all: a proxy or a network failing mid-download.
+ */
+async function cuttingRelay(cutAfter: number, times: number): Promise<{ storageUrl: string; cuts: () => number; server: Server }> {
+  let cuts = 0;
+  const r = await relay((client, upstream) => {
+    let sent = 0;
     upstream.on('data', (d: Buffer) => {
       sent += d.length;
       if (cuts < times && sent > cutAfter) {
@@ -60,26 +77,18 @@ async function cuttingRelay(cutAfter: number, times: number): Promise<{ storageU
       client.write(d);
     });
     upstream.on('end', () => client.end());
-    upstream.on('error', () => client.destroy());
-    client.on('error', () => upstream.destroy());
-    client.on('close', () => upstream.destroy());
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const relayed = new URL(swiftInfo.storageUrl);
-  relayed.port = String((server.address() as AddressInfo).port);
-  return { storageUrl: relayed.toString().replace(/\/+$/, ''), cuts: () => cuts, server };
+  return { ...r, cuts: () => cuts };
 }
 
 /**
- * A TCP relay to the suite's Swift that flips one bit of the first answer bytes equal to `marker`
- * (a read that ends with the marker's start is held back until the next, or 50 ms, so a marker
- * split across reads is still found): bytes damaged on the way, which Swift cannot see.
+ * Flips one bit of the first answer bytes equal to `marker` (a read that ends with the marker's
+ * start is held back until the next, or 50 ms, so a marker split across reads is still found):
+ * bytes damaged on the way, which Swift cannot see.
  */
 async function flippingRelay(marker: Buffer): Promise<{ storageUrl: string; flipped: () => number; server: Server }> {
-  const target = new URL(swiftInfo.storageUrl);
   let flipped = 0;
-  const server = createServer((client) => {
-    const upstream = connect(Number(target.port), target.hostname);
+  const r = await relay((client, upstream) => {
     let held = Buffer.alloc(0);
     let timer: NodeJS.Timeout | null = null;
     const flush = () => {
@@ -88,7 +97,6 @@ async function flippingRelay(marker: Buffer): Promise<{ storageUrl: string; flip
       if (held.length > 0) client.write(held);
       held = Buffer.alloc(0);
     };
-    client.pipe(upstream);
     upstream.on('data', (d: Buffer) => {
       if (timer) clearTimeout(timer);
       timer = null;
@@ -116,14 +124,8 @@ async function flippingRelay(marker: Buffer): Promise<{ storageUrl: string; flip
       flush();
       client.end();
     });
-    upstream.on('error', () => client.destroy());
-    client.on('error', () => upstream.destroy());
-    client.on('close', () => upstream.destroy());
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const relayed = new URL(swiftInfo.storageUrl);
-  relayed.port = String((server.address() as AddressInfo).port);
-  return { storageUrl: relayed.toString().replace(/\/+$/, ''), flipped: () => flipped, server };
+  return { ...r, flipped: () => flipped };
 }
 
 /** A logger keeping its lines, to see what the agent said. */
