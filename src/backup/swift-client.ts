@@ -44,9 +44,10 @@ export interface SwiftOptions {
   /** Socket idle timeout per request in ms. Default 120000. */
   idleTimeoutMs?: number | undefined;
   /**
-   * Retries of a request whose body can be sent again (all but streamed
-   * uploads) after a 5xx or a transport error, as python-swiftclient does
-   * (its default: 5, backing off from 1 s, doubling). Default 5.
+   * Retries of a request whose body can be sent again after a 5xx or a
+   * transport error, as python-swiftclient does (its default: 5, backing off
+   * from 1 s, doubling). Default 5. A streamed upload is tried again only when
+   * it failed before Swift took any of its body (it waits for `100 Continue`).
    */
   retries?: number | undefined;
   /** First back-off in ms (doubles, at most 64 s). Default 1000. */
@@ -175,7 +176,11 @@ export interface SwiftClient {
   storageUrl(opts?: { signal?: AbortSignal | undefined }): Promise<string>;
   /** PUT /<container>: 201 created, 202 already there. */
   putContainer(container: string, opts?: RequestOptions): Promise<void>;
-  /** Streamed PUT (chunked). Resolves with the server's ETag (md5 hex). */
+  /**
+   * Streamed PUT (chunked, `Expect: 100-continue`): tried again, as other requests are, when
+   * Swift refuses it or the connection fails before the body is sent; once the body flows, a
+   * failure is final (its bytes are gone). Resolves with the server's ETag (md5 hex).
+   */
   putObject(container: string, name: string, body: Readable | Buffer, opts?: RequestOptions): Promise<{ etag: string }>;
   /** Server-side copy: PUT with X-Copy-From and an empty body. */
   copyObject(container: string, name: string, from: { container: string; name: string }, opts?: RequestOptions): Promise<{ etag: string }>;
@@ -205,6 +210,12 @@ export interface SwiftClient {
 }
 
 /** The wait before try `attempt` + 2, as python-swiftclient backs off: from `firstMs`, doubling, at most 64 s. */
+/** How long a streamed PUT waits for Swift's `100 Continue` before it sends its body anyway. */
+const CONTINUE_WAIT_MS = 1000;
+
+/** Failures of streamed requests that came before any of the body was sent: they may be tried again. */
+const unsent = new WeakSet<object>();
+
 function backOff(firstMs: number, attempt: number, signal: AbortSignal | undefined, what: string, cause: unknown): Promise<void> {
   return sleep(Math.min(64_000, firstMs * 2 ** attempt), undefined, { signal }).catch(() => {
     throw new AbortedError(`aborted: Swift ${what}`, { cause });
@@ -370,12 +381,14 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
    * replayed; with looked-up credentials, a 401 asks for new ones once.
    */
   async function call(c: Call): Promise<IncomingMessage> {
-    const replayable = c.body === undefined || Buffer.isBuffer(c.body);
+    const buffered = c.body === undefined || Buffer.isBuffer(c.body);
     let refreshed = false;
     for (let attempt = 0; ; attempt++) {
       try {
         return await attemptCall(c, await resolve(false, c.signal));
       } catch (e) {
+        // A streamed body can go again when Swift answered, or the connection failed, before any of it was sent.
+        const replayable = buffered || unsent.has(e as object);
         if (auth && replayable && !refreshed && e instanceof SwiftError && e.details.status === 401 && !c.signal?.aborted) {
           refreshed = true;
           await resolve(true, c.signal);
@@ -393,14 +406,22 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
     if (c.signal?.aborted) return Promise.reject(new AbortedError(`aborted: Swift ${what}`));
     return new Promise<IncomingMessage>((resolve, reject) => {
       const headers: OutgoingHttpHeaders = { 'X-Auth-Token': token, ...c.headers };
+      const streamed = c.body !== undefined && !Buffer.isBuffer(c.body) ? c.body : null;
       if (c.body === undefined) headers['Content-Length'] = '0';
       else if (Buffer.isBuffer(c.body)) headers['Content-Length'] = String(c.body.length);
-      else headers['Transfer-Encoding'] = 'chunked';
+      else {
+        headers['Transfer-Encoding'] = 'chunked';
+        // Swift's proxy answers 100 once it has the object servers it needs, or refuses (503, 507,
+        // 401) before taking a byte: the body then is still whole, and the PUT can be tried again.
+        headers['Expect'] = '100-continue';
+      }
       const doRequest = isHttps ? https().request : http().request;
       let settled = false;
+      let sending = false;
       const fail = (e: Error): void => {
         if (settled) return;
         settled = true;
+        if (streamed && !sending) unsent.add(e);
         reject(e);
       };
       const req = doRequest(
@@ -445,12 +466,24 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
       if (c.body === undefined) req.end();
       else if (Buffer.isBuffer(c.body)) req.end(c.body);
       else {
-        // A failing body (upstream error, abort) must abort the request so
-        // Swift never commits a truncated object.
-        pipeline(c.body, req).catch((e: unknown) => {
-          req.destroy(e instanceof Error ? e : new Error(String(e)));
-          fail(c.signal?.aborted ? new AbortedError(`aborted: Swift ${what}`) : new SwiftError(`Swift ${what}: body failed: ${(e as Error).message}`, { method: c.method, path: c.path }, { cause: e }));
-        });
+        const body = c.body;
+        const send = (): void => {
+          clearTimeout(waiting);
+          if (sending || settled) return;
+          sending = true;
+          // A failing body (upstream error, abort) must abort the request so
+          // Swift never commits a truncated object.
+          pipeline(body, req).catch((e: unknown) => {
+            req.destroy(e instanceof Error ? e : new Error(String(e)));
+            fail(c.signal?.aborted ? new AbortedError(`aborted: Swift ${what}`) : new SwiftError(`Swift ${what}: body failed: ${(e as Error).message}`, { method: c.method, path: c.path }, { cause: e }));
+          });
+        };
+        // A server (or a proxy in front of Swift) that never answers 100 gets the body after a second, as curl does.
+        const waiting = setTimeout(send, CONTINUE_WAIT_MS);
+        req.once('continue', send);
+        req.once('response', () => clearTimeout(waiting));
+        req.once('close', () => clearTimeout(waiting));
+        req.flushHeaders();
       }
     });
   }

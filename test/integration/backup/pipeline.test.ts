@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
@@ -41,16 +42,28 @@ async function listing(): Promise<string[]> {
 /**
  * A TCP relay to the suite's Swift: each connection goes upstream as it is, and `answer`
  * decides what of Swift's answers reaches the client (it writes to `client` and ends it).
+ * `refuse`, given the connection's first bytes (a request's head), may answer it itself
+ * (returning true): the connection then never reaches Swift.
  */
-async function relay(answer: (client: Socket, upstream: Socket) => void): Promise<{ storageUrl: string; server: Server }> {
+async function relay(answer: (client: Socket, upstream: Socket) => void, refuse?: (head: string, client: Socket) => boolean): Promise<{ storageUrl: string; server: Server }> {
   const target = new URL(swiftInfo.storageUrl);
-  const server = createServer((client) => {
+  const forward = (client: Socket) => {
     const upstream = connect(Number(target.port), target.hostname);
     client.pipe(upstream);
     answer(client, upstream);
     upstream.on('error', () => client.destroy());
     client.on('error', () => upstream.destroy());
     client.on('close', () => upstream.destroy());
+  };
+  const server = createServer((client) => {
+    if (!refuse) return forward(client);
+    client.on('error', () => {});
+    client.once('data', (first: Buffer) => {
+      if (refuse(first.toString('latin1'), client)) return;
+      client.pause();
+      client.unshift(first);
+      forward(client);
+    });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const relayed = new URL(swiftInfo.storageUrl);
@@ -200,6 +213,44 @@ describe('runBackup / runRestore against Swift', () => {
     expect(r.size).toBe(bytes);
     expect(r.segments).toBe(2);
     await runRestore({ location: r.location, checksum: r.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), decompress: false, log });
+  });
+
+  it('a segment PUT that Swift refuses (503, 401), or whose connection drops, before it takes the body is tried again: the backup completes', async () => {
+    const id = randomUUID();
+    const bytes = Math.round(3.5 * MiB);
+    const refused: string[] = [];
+    // Swift's proxy answers 503 before reading a byte when it cannot reach enough object servers.
+    const answer = (status: string) => (client: Socket) => client.end(`HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    const how: Record<string, (client: Socket) => void> = {
+      [`${id}_00000001`]: answer('503 Service Unavailable'),
+      [`${id}_00000002`]: (client) => client.resetAndDestroy(),
+      // A token that expired during a long backup: credentials the agent looks up itself are renewed.
+      [`${id}_00000003`]: answer('401 Unauthorized'),
+    };
+    const r = await relay(
+      (client, upstream) => upstream.pipe(client),
+      (head, client) => {
+        const [method, path] = head.slice(0, head.indexOf('\r\n')).split(' ');
+        const seg = path?.split('/').at(-1) ?? '';
+        if (method !== 'PUT' || !how[seg] || refused.includes(seg)) return false;
+        refused.push(seg);
+        how[seg]!(client);
+        return true;
+      },
+    );
+    try {
+      // One connection per request, so that each request's head is the first thing the relay sees.
+      const lookups: boolean[] = [];
+      const auth = async ({ refresh }: { refresh: boolean }) => (lookups.push(refresh), { storageUrl: r.storageUrl, token: swiftInfo.token });
+      const via = createSwiftClient({ auth, retryDelayMs: 10, agent: new Agent({ keepAlive: false }) });
+      const b = await runBackup({ producer: producer(bytes, id), swift: via, container, backupId: id, metadata: meta, segmentMaxSize: MiB, log });
+      expect(refused).toEqual([1, 2, 3].map((i) => `${id}_0000000${i}`));
+      expect(lookups).toEqual([false, true]);
+      expect(b.segments).toBe(4);
+      await runRestore({ location: b.location, checksum: b.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), log });
+    } finally {
+      r.server.close();
+    }
   });
 
   it('a producer failing after some output fails the backup and leaves no manifest and no segments', async () => {
