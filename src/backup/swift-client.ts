@@ -395,7 +395,11 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
           attempt--;
           continue;
         }
-        if (!replayable || attempt >= retries || !(e instanceof SwiftError) || !e.retryable || c.signal?.aborted) throw e;
+        if (!replayable || attempt >= retries || !(e instanceof SwiftError) || !e.retryable || c.signal?.aborted) {
+          // A body never sent is ended here, as one that was is by its pipe: its writer must not wait on it.
+          if (c.body instanceof Readable && !c.body.destroyed) c.body.destroy();
+          throw e;
+        }
         await backOff(retryDelayMs, attempt, c.signal, `${c.method} ${c.path}`, e);
       }
     }

@@ -389,8 +389,10 @@ describe('runBackup / runRestore against Swift', () => {
       expect(relay.flipped()).toBe(1);
       expect(err).toBeInstanceOf(Error);
       expect((err as Error).message).toMatch(/is corrupt: the object \(300000 bytes\) has md5 [0-9a-f]{32}, Swift holds [0-9a-f]{32} for it/);
-      // The tool took every byte (cat exits 0): only the md5 tells.
-      expect(readFileSync(out).length).toBe(300_000);
+      // The tool took the damaged bytes (cat would take them all): only the md5 tells. What it had
+      // not yet been given when the md5 failed at the object's end is cut off with it (under load,
+      // 259,072 of the 300,000 bytes once).
+      expect(readFileSync(out).length).toBeGreaterThan(150_000 + marker.length);
     } finally {
       relay.server.close();
     }
