@@ -177,6 +177,7 @@ export async function runDaemon(s: Settings, log: Logger, o: DaemonOverrides = {
     datastoreVersion: c.datastoreVersion,
     encryptionKey: c.backup.encryptionKey,
     compression: c.backup.compression,
+    retries: c.backup.retries,
     journalDir: join(s.stateDir, 'backups-running'),
     minorGc: o.minorGc ?? null,
   });

@@ -15,7 +15,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackupFetcher, BackupInfo, BackupLink, Datastore, OpContext } from '../datastore.ts';
-import { BadRequestError, GuestError, OperationNotSupportedError, SwiftError } from '../errors.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AbortedError, BadRequestError, ChecksumMismatchError, GuestError, OperationNotSupportedError, SwiftError } from '../errors.ts';
 import { redactText } from '../log.ts';
 import { runBackup, runRestore, parseLocation } from './pipeline.ts';
 import { CODEC_SUFFIX, type Codec } from './compress.ts';
@@ -54,6 +55,23 @@ export interface BackupServiceOptions {
   journalDir?: string | null;
   /** V8's minor GC for the pipelines to pace the buffers streamed through Node (null: none). */
   minorGc?: (() => void) | null;
+  /**
+   * backup_retries (ours): how many times a backup whose upload Swift broke off (a 5xx, a
+   * dropped connection, a segment stored with other bytes) starts again from the beginning,
+   * with a new run of the tool. Default 1.
+   */
+  retries?: number;
+  /** Wait before such a new start, ms (doubles each time). Default 5000. */
+  retryDelayMs?: number;
+}
+
+/**
+ * Whether a failed backup may start again: Swift broke off its upload (a segment's bytes are
+ * gone once sent, so only a new run of the tool can send them again). Not the tool failing, a
+ * refused request (4xx) or an abort: those would fail the same way again.
+ */
+export function uploadBrokeOff(err: unknown): boolean {
+  return (err instanceof SwiftError && err.retryable) || err instanceof ChecksumMismatchError;
 }
 
 /** What the journal keeps of a running backup. */
@@ -157,43 +175,56 @@ export function createBackupService(o: BackupServiceOptions) {
         const { container, name } = parseLocation(info.parent.location);
         parentMeta = metaOf((await swift.head(container, name, { signal: ctx.signal })).headers as Record<string, unknown>);
       }
-      const plan = await strategy.plan({ backupId: info.id, parent: parentMeta, codec: o.compression }, ctx);
-      try {
-        const result = await runBackup({
-          producer: plan.producer,
-          swift,
-          container: info.swiftContainer ?? o.container,
-          backupId: info.id,
-          // The plan names gzip ('xbstream.gz'); another codec swaps the suffix.
-          extension: plan.compress ? plan.extension.replace(/\.gz$/, `.${CODEC_SUFFIX[o.compression]}`) : plan.extension,
-          compress: plan.compress,
-          codec: o.compression,
-          encryptionKey: o.encryptionKey,
-          segmentMaxSize: o.segmentMaxSize,
-          metadata: async () => ({
-            datastore: info.datastore ?? o.datastore.name,
-            datastore_version: info.datastoreVersion ?? o.datastoreVersion ?? '',
-            ...(info.parent ? { 'parent-location': info.parent.location, 'parent-checksum': info.parent.checksum ?? '' } : {}),
-            ...(await plan.metadata()),
-          }),
-          signal: ctx.signal,
-          log: ctx.log.child({ backup_id: info.id }),
-          minorGc: o.minorGc,
-          progressIntervalMs: o.progressIntervalMs,
-          // `trove backup-show` moves while a long backup runs.
-          onProgress: (p) => {
-            void o.updateBackup(info.id, { ...state, size: Math.round((p.storedBytes / 1024 ** 3) * 100) / 100 }).catch(() => {});
-          },
-        });
-        Object.assign(state, {
-          checksum: result.checksum,
-          location: result.location,
-          size: Math.round((result.size / 1024 ** 3) * 100) / 100,
-          success: true,
-          state: 'COMPLETED',
-        });
-      } finally {
-        await plan.cleanup();
+      const log = ctx.log.child({ backup_id: info.id });
+      const retries = o.retries ?? 1;
+      for (let attempt = 0; ; attempt++) {
+        const plan = await strategy.plan({ backupId: info.id, parent: parentMeta, codec: o.compression }, ctx);
+        try {
+          const result = await runBackup({
+            producer: plan.producer,
+            swift,
+            container: info.swiftContainer ?? o.container,
+            backupId: info.id,
+            // The plan names gzip ('xbstream.gz'); another codec swaps the suffix.
+            extension: plan.compress ? plan.extension.replace(/\.gz$/, `.${CODEC_SUFFIX[o.compression]}`) : plan.extension,
+            compress: plan.compress,
+            codec: o.compression,
+            encryptionKey: o.encryptionKey,
+            segmentMaxSize: o.segmentMaxSize,
+            metadata: async () => ({
+              datastore: info.datastore ?? o.datastore.name,
+              datastore_version: info.datastoreVersion ?? o.datastoreVersion ?? '',
+              ...(info.parent ? { 'parent-location': info.parent.location, 'parent-checksum': info.parent.checksum ?? '' } : {}),
+              ...(await plan.metadata()),
+            }),
+            signal: ctx.signal,
+            log,
+            minorGc: o.minorGc,
+            progressIntervalMs: o.progressIntervalMs,
+            // `trove backup-show` moves while a long backup runs.
+            onProgress: (p) => {
+              void o.updateBackup(info.id, { ...state, size: Math.round((p.storedBytes / 1024 ** 3) * 100) / 100 }).catch(() => {});
+            },
+          });
+          Object.assign(state, {
+            checksum: result.checksum,
+            location: result.location,
+            size: Math.round((result.size / 1024 ** 3) * 100) / 100,
+            success: true,
+            state: 'COMPLETED',
+          });
+          break;
+        } catch (err) {
+          // runBackup has deleted what it stored; a new run of the tool sends it all again.
+          if (attempt >= retries || !uploadBrokeOff(err) || ctx.signal.aborted) throw err;
+          const waitMs = (o.retryDelayMs ?? 5000) * 2 ** attempt;
+          log.warn({ err, attempt: attempt + 1, of: retries + 1, wait_ms: waitMs }, 'Swift broke off the backup\'s upload; starting the backup again');
+          await sleep(waitMs, undefined, { signal: ctx.signal }).catch(() => {
+            throw new AbortedError('backup aborted while waiting to start again', { cause: err });
+          });
+        } finally {
+          await plan.cleanup();
+        }
       }
     } catch (err) {
       Object.assign(state, { success: false, state: 'FAILED' });

@@ -76,6 +76,8 @@ export interface BackupOptions {
   encryptionKey: string | null;
   /** backup_compression (ours): gzip (default, Trove-compatible) or zstd. */
   compression: 'gzip' | 'zstd';
+  /** backup_retries (ours): new starts of a backup whose upload Swift broke off. Default 1. */
+  retries: number;
   /** backup_use_gzip_compression. Default true. */
   useGzip: boolean;
   /** backup_use_openssl_encryption. Default true. */
@@ -196,6 +198,8 @@ const TABLE: OptionTable = {
     tenant_id: { kind: 'str', default: null },
     // Ours, not Trove's: the backup codec (gzip is what Trove's tool writes and reads).
     backup_compression: { kind: 'str', default: 'gzip', choices: ['gzip', 'zstd'] },
+    // Ours: how many times a backup whose upload Swift broke off starts again from the beginning.
+    backup_retries: { kind: 'int', default: 1 },
   },
   // Ours, not Trove's: the server program (default: Debian's /usr/sbin/mariadbd when installed, else
   // /usr/sbin/mysqld). Its real name says which server it is: mariadbd is MariaDB, anything else MySQL.
@@ -396,6 +400,7 @@ function build(r: Resolver, files: readonly IniFile[]): AgentConfig {
       chunkSize: num(D, 'backup_chunk_size'),
       encryptionKey: nonEmpty(D, 'backup_aes_cbc_key'),
       compression: str(D, 'backup_compression') === 'zstd' ? 'zstd' : 'gzip',
+      retries: Math.max(0, num(D, 'backup_retries')),
       useGzip: bool(D, 'backup_use_gzip_compression'),
       useOpensslEncryption: bool(D, 'backup_use_openssl_encryption'),
       useSnet: bool(D, 'backup_use_snet'),

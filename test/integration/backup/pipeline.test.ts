@@ -15,6 +15,8 @@ import { gzipSync } from 'node:zlib';
 import { pino, type Logger } from 'pino';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { runBackup, runRestore } from '../../../src/backup/pipeline.ts';
+import { createBackupService } from '../../../src/backup/service.ts';
+import type { Datastore } from '../../../src/datastore.ts';
 import { createSwiftClient } from '../../../src/backup/swift-client.ts';
 import { AbortedError, ChecksumMismatchError, ProcessError } from '../../../src/errors.ts';
 import { expectedSha256 } from '../../fixtures/backup/expected.ts';
@@ -248,6 +250,77 @@ describe('runBackup / runRestore against Swift', () => {
       expect(lookups).toEqual([false, true]);
       expect(b.segments).toBe(4);
       await runRestore({ location: b.location, checksum: b.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), log });
+    } finally {
+      r.server.close();
+    }
+  });
+
+  it('a backup whose segment upload Swift breaks off mid-body starts again (backup_retries) with a new run of the tool; once more than allowed, it fails', async () => {
+    const id = randomUUID();
+    const source = join(tmp, `${id}.src`);
+    writeFileSync(source, randomBytes(Math.round(2.5 * MiB)));
+    const runs = join(tmp, `${id}.runs`);
+    // Cuts the connection of a segment's PUT once 300 kB of its body went upstream: Swift drops the
+    // partial object, and those bytes are gone from the stream.
+    let cuts = 0;
+    let cutLimit = 1;
+    const r = await relay(
+      (client, upstream) => upstream.pipe(client),
+      (head, client) => {
+        if (!/^PUT \S+_00000001 /.test(head) || cuts >= cutLimit) return false;
+        cuts++;
+        const target = new URL(swiftInfo.storageUrl);
+        const upstream = connect(Number(target.port), target.hostname);
+        upstream.on('error', () => client.destroy());
+        upstream.pipe(client);
+        upstream.write(head);
+        let sent = 0;
+        client.on('data', (d: Buffer) => {
+          upstream.write(d);
+          if ((sent += d.length) > 300_000) {
+            client.destroy();
+            upstream.destroy();
+          }
+        });
+        return true;
+      },
+    );
+    const updates: Record<string, unknown>[] = [];
+    const svc = createBackupService({
+      datastore: {
+        name: 'mariadb',
+        backup: {
+          plan: async () => ({
+            producer: { file: 'sh', args: ['-c', 'echo run >> "$0" && cat "$1"', runs, source] },
+            extension: 'xbstream.gz', compress: true, metadata: () => ({}), cleanup: async () => {},
+          }),
+        },
+      } as unknown as Datastore,
+      updateBackup: async (_id, fields) => void updates.push({ ...fields }),
+      usedGb: async () => 0, container, segmentMaxSize: MiB, swiftUrl: null, datastoreVersion: '10.11', encryptionKey: null, compression: 'gzip',
+      retryDelayMs: 10,
+    });
+    const caller = { auth_token: swiftInfo.token, service_catalog: [{ type: 'object-store', endpoints: [{ publicURL: r.storageUrl }] }] };
+    const k = keptLog();
+    try {
+      await svc.create({ id, datastore: 'mariadb', datastoreVersion: '10.11' }, caller, { log: k.log, signal: new AbortController().signal });
+      expect(cuts).toBe(1);
+      expect(readFileSync(runs, 'utf8')).toBe('run\nrun\n');
+      expect(k.lines.filter((l) => l['msg'] === "Swift broke off the backup's upload; starting the backup again")).toHaveLength(1);
+      const done = updates.at(-1)!;
+      expect(done['state']).toBe('COMPLETED');
+      await runRestore({ location: String(done['location']), checksum: String(done['checksum']), swift, consumer: { file: 'cmp', args: ['-', source] }, log });
+      expect((await listing()).filter((n) => n.startsWith(id)).sort()).toEqual([`${id}.xbstream.gz`, ...[0, 1, 2].map((i) => `${id}_0000000${i}`)]);
+
+      // Cut every time: the first start and its one retry fail, conductor learns FAILED, nothing is left.
+      const id2 = randomUUID();
+      cuts = 0;
+      cutLimit = Infinity;
+      const err = await svc.create({ id: id2, datastore: 'mariadb', datastoreVersion: '10.11' }, caller, { log, signal: new AbortController().signal }).catch((e: unknown) => e);
+      expect(cuts).toBe(2);
+      expect((err as Error).message).toMatch(new RegExp(`^Failed to create backup ${id2}, error: Swift PUT \\S+_00000001`));
+      expect(updates.at(-1)!['state']).toBe('FAILED');
+      expect((await listing()).filter((n) => n.startsWith(id2))).toEqual([]);
     } finally {
       r.server.close();
     }

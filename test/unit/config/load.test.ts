@@ -49,6 +49,7 @@ describe('loadConfig', () => {
       segmentMaxSize: 2147483648,
       chunkSize: 65536,
       encryptionKey: null,
+      retries: 1,
       useGzip: true,
       useOpensslEncryption: true,
       storageStrategy: 'swift',
@@ -143,6 +144,14 @@ describe('loadConfig', () => {
     expect(c.transportUrl.ssl).toBe(true);
     expect(c.datastoreSections.mysql['volume_support']).toBe(false);
     expect(c.datastoreSections.mysql['ignore_dbs']).toEqual(['a', 'b']);
+  });
+
+  it('reads our backup options: backup_compression and backup_retries (0 turns new starts off; below 0 counts as 0)', () => {
+    const c = loadConfig({ configFiles: [write('b.conf', GUEST + 'backup_compression = zstd\nbackup_retries = 3\n')] });
+    expect(c.backup).toMatchObject({ compression: 'zstd', retries: 3 });
+    expect(loadConfig({ configFiles: [write('b0.conf', GUEST + 'backup_retries = 0\n')] }).backup.retries).toBe(0);
+    expect(loadConfig({ configFiles: [write('bn.conf', GUEST + 'backup_retries = -2\n')] }).backup.retries).toBe(0);
+    expect(errorOf({ configFiles: [write('bx.conf', GUEST + 'backup_retries = twice\n')] }).message).toContain('backup_retries');
   });
 
   it('substitutes $option references as oslo does', () => {
