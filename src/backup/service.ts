@@ -1,7 +1,8 @@
 /**
  * The agent's backup service: create_backup as Trove's guest runs it (an
  * update_backup cast with state BUILDING, the datastore's tool streamed into
- * Swift, then COMPLETED with checksum, location and size, or FAILED), and
+ * Swift, started again when Swift broke the upload off (backup_retries),
+ * then COMPLETED with checksum, location and size, or FAILED), and
  * the fetcher a datastore uses to restore from Swift during prepare.
  *
  * Which Swift, with which token (swiftFor): with an application credential
@@ -14,8 +15,8 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BackupFetcher, BackupInfo, BackupLink, Datastore, OpContext } from '../datastore.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { BackupFetcher, BackupInfo, BackupLink, Datastore, OpContext } from '../datastore.ts';
 import { AbortedError, BadRequestError, ChecksumMismatchError, GuestError, OperationNotSupportedError, SwiftError } from '../errors.ts';
 import { redactText } from '../log.ts';
 import { runBackup, runRestore, parseLocation } from './pipeline.ts';

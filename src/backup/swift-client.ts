@@ -209,13 +209,13 @@ export interface SwiftClient {
   delete(container: string, name: string, opts?: RequestOptions & { ignoreMissing?: boolean }): Promise<void>;
 }
 
-/** The wait before try `attempt` + 2, as python-swiftclient backs off: from `firstMs`, doubling, at most 64 s. */
 /** How long a streamed PUT waits for Swift's `100 Continue` before it sends its body anyway. */
 const CONTINUE_WAIT_MS = 1000;
 
 /** Failures of streamed requests that came before any of the body was sent: they may be tried again. */
 const unsent = new WeakSet<object>();
 
+/** The wait before try `attempt` + 2, as python-swiftclient backs off: from `firstMs`, doubling, at most 64 s. */
 function backOff(firstMs: number, attempt: number, signal: AbortSignal | undefined, what: string, cause: unknown): Promise<void> {
   return sleep(Math.min(64_000, firstMs * 2 ** attempt), undefined, { signal }).catch(() => {
     throw new AbortedError(`aborted: Swift ${what}`, { cause });
