@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackupFetcher, BackupInfo, BackupLink, Datastore, OpContext } from '../datastore.ts';
 import { AbortedError, BadRequestError, ChecksumMismatchError, GuestError, OperationNotSupportedError, SwiftError } from '../errors.ts';
-import { redactText } from '../log.ts';
+import { redactText, type Logger } from '../log.ts';
 import { runBackup, runRestore, parseLocation } from './pipeline.ts';
 import { CODEC_SUFFIX, type Codec } from './compress.ts';
 import { createSwiftClient, type SwiftClient } from './swift-client.ts';
@@ -92,9 +92,12 @@ export function createBackupService(o: BackupServiceOptions) {
   const region = o.keystone?.regionName ?? null;
   const appCred = o.keystone?.applicationCredential && o.keystone.authUrl ? applicationCredentialSession(o.keystone.authUrl, o.keystone.applicationCredential) : null;
 
-  function swiftFor(request: CallerContext, info: BackupInfo | null): SwiftClient {
+  function swiftFor(request: CallerContext, info: BackupInfo | null, log?: Logger): SwiftClient {
+    // The operator sees Swift's trouble that a new try got past (a token-free path and the reason).
+    const retry = { onRetry: log ? (r: object) => log.warn(r, 'a Swift request failed; trying it again') : undefined };
     if (appCred) {
       return createSwiftClient({
+        ...retry,
         auth: async ({ refresh }) => {
           const t = await appCred.token({ refresh });
           const storageUrl = endpointFromCatalog(t.catalog, { region });
@@ -107,13 +110,14 @@ export function createBackupService(o: BackupServiceOptions) {
     if (!token) throw new BadRequestError('The request has no auth_token, so Swift cannot be reached on the user\'s behalf.');
     const project = typeof request.project_id === 'string' ? request.project_id : '';
     const url = info?.swiftUrl ?? endpointFromCatalog(request.service_catalog, { region }) ?? (o.swiftUrl ? `${o.swiftUrl.replace(/\/$/, '')}${o.swiftUrl.endsWith('_') ? '' : '/'}${project}` : null);
-    if (url) return createSwiftClient({ storageUrl: url, token });
+    if (url) return createSwiftClient({ ...retry, storageUrl: url, token });
     const authUrl = o.keystone?.authUrl;
     if (!authUrl || !project) {
       throw new BadRequestError('No Swift storage URL: neither the backup request, the service catalog, swift_url nor Keystone ([service_credentials] auth_url and the request\'s project) gives one.');
     }
     // Trove 18's backup tool: keystoneauth v3.Token(auth_url, token, project_id), then the catalog's object-store.
     return createSwiftClient({
+      ...retry,
       auth: async ({ signal }) => {
         const t = await authenticate(authUrl, { kind: 'token', token, projectId: project }, { signal });
         const storageUrl = endpointFromCatalog(t.catalog, { region });
@@ -170,13 +174,13 @@ export function createBackupService(o: BackupServiceOptions) {
       writeFileSync(journal, JSON.stringify(running) + '\n', { mode: 0o600 });
     }
     try {
-      const swift = swiftFor(request, info);
+      const log = ctx.log.child({ backup_id: info.id });
+      const swift = swiftFor(request, info, log);
       let parentMeta: Record<string, string> | null = null;
       if (info.parent) {
         const { container, name } = parseLocation(info.parent.location);
         parentMeta = metaOf((await swift.head(container, name, { signal: ctx.signal })).headers as Record<string, unknown>);
       }
-      const log = ctx.log.child({ backup_id: info.id });
       const retries = o.retries ?? 1;
       for (let attempt = 0; ; attempt++) {
         const plan = await strategy.plan({ backupId: info.id, parent: parentMeta, codec: o.compression }, ctx);

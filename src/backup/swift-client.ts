@@ -52,6 +52,8 @@ export interface SwiftOptions {
   retries?: number | undefined;
   /** First back-off in ms (doubles, at most 64 s). Default 1000. */
   retryDelayMs?: number | undefined;
+  /** Told before each new try of a request (a GET's take-up has its own `onResume`): which, when, why. */
+  onRetry?: ((r: { method: string; path: string; attempt: number; of: number; waitMs: number; reason: string }) => void) | undefined;
 }
 
 /** One SLO manifest entry, in the key order Trove writes them. */
@@ -216,8 +218,10 @@ const CONTINUE_WAIT_MS = 1000;
 const unsent = new WeakSet<object>();
 
 /** The wait before try `attempt` + 2, as python-swiftclient backs off: from `firstMs`, doubling, at most 64 s. */
+const backOffMs = (firstMs: number, attempt: number): number => Math.min(64_000, firstMs * 2 ** attempt);
+
 function backOff(firstMs: number, attempt: number, signal: AbortSignal | undefined, what: string, cause: unknown): Promise<void> {
-  return sleep(Math.min(64_000, firstMs * 2 ** attempt), undefined, { signal }).catch(() => {
+  return sleep(backOffMs(firstMs, attempt), undefined, { signal }).catch(() => {
     throw new AbortedError(`aborted: Swift ${what}`, { cause });
   });
 }
@@ -400,6 +404,7 @@ export function createSwiftClient(conn: SwiftConnection): SwiftClient {
           if (c.body instanceof Readable && !c.body.destroyed) c.body.destroy();
           throw e;
         }
+        conn.onRetry?.({ method: c.method, path: c.path, attempt: attempt + 2, of: retries + 1, waitMs: backOffMs(retryDelayMs, attempt), reason: e.message });
         await backOff(retryDelayMs, attempt, c.signal, `${c.method} ${c.path}`, e);
       }
     }

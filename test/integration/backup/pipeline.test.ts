@@ -244,10 +244,15 @@ describe('runBackup / runRestore against Swift', () => {
       // One connection per request, so that each request's head is the first thing the relay sees.
       const lookups: boolean[] = [];
       const auth = async ({ refresh }: { refresh: boolean }) => (lookups.push(refresh), { storageUrl: r.storageUrl, token: swiftInfo.token });
-      const via = createSwiftClient({ auth, retryDelayMs: 10, agent: new Agent({ keepAlive: false }) });
+      const retried: Array<{ path: string; attempt: number; reason: string }> = [];
+      const onRetry = (x: { path: string; attempt: number; reason: string }) => void retried.push(x);
+      const via = createSwiftClient({ auth, retryDelayMs: 10, agent: new Agent({ keepAlive: false }), onRetry });
       const b = await runBackup({ producer: producer(bytes, id), swift: via, container, backupId: id, metadata: meta, segmentMaxSize: MiB, log });
       expect(refused).toEqual([1, 2, 3].map((i) => `${id}_0000000${i}`));
       expect(lookups).toEqual([false, true]);
+      // Told of each new try but the 401's (new credentials, not a retry).
+      expect(retried.map((x) => [x.path.split('/').at(-1), x.attempt])).toEqual([[`${id}_00000001`, 2], [`${id}_00000002`, 2]]);
+      expect(retried[0]!.reason).toMatch(/answered 503/);
       expect(b.segments).toBe(4);
       await runRestore({ location: b.location, checksum: b.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), log });
     } finally {
@@ -407,6 +412,26 @@ describe('runBackup / runRestore against Swift', () => {
       once.server.close();
       always.server.close();
     }
+  });
+
+  it('a dynamic large object (segments by prefix, no md5 per segment in any manifest) restores unchecked, with a warning', async () => {
+    const id = randomUUID();
+    const parts = [randomBytes(200_000), randomBytes(123_456)];
+    await swift.putContainer(container);
+    for (const [i, part] of parts.entries()) await swift.putObject(container, `${id}-seg-${i}`, part);
+    const name = `${id}.raw`;
+    const put = await fetch(`${swiftInfo.storageUrl}/${container}/${name}`, {
+      method: 'PUT', body: '', headers: { 'X-Auth-Token': swiftInfo.token, 'X-Object-Manifest': `${container}/${id}-seg-` },
+    });
+    expect(put.status).toBe(201);
+    const head = await swift.head(container, name);
+    expect(head.headers['x-object-manifest']).toBe(`${container}/${id}-seg-`);
+    expect(await swift.parts(container, name, head)).toBeNull();
+    const out = join(tmp, `${id}.out`);
+    const k = keptLog();
+    await runRestore({ location: `${swiftInfo.storageUrl}/${container}/${name}`, checksum: head.etag, swift, consumer: { file: 'sh', args: ['-c', 'cat > "$0"', out] }, decompress: false, log: k.log });
+    expect(readFileSync(out).equals(Buffer.concat(parts))).toBe(true);
+    expect(k.lines.map((l) => l['msg'])).toContain('restoring a large object whose segments have no md5s to check the bytes against');
   });
 
   it('a checksum mismatch is refused before the consumer sees a byte', async () => {
