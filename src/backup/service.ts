@@ -92,9 +92,9 @@ export function createBackupService(o: BackupServiceOptions) {
   const region = o.keystone?.regionName ?? null;
   const appCred = o.keystone?.applicationCredential && o.keystone.authUrl ? applicationCredentialSession(o.keystone.authUrl, o.keystone.applicationCredential) : null;
 
-  function swiftFor(request: CallerContext, info: BackupInfo | null, log?: Logger): SwiftClient {
+  function swiftFor(request: CallerContext, info: BackupInfo | null, log?: () => Logger): SwiftClient {
     // The operator sees Swift's trouble that a new try got past (a token-free path and the reason).
-    const retry = { onRetry: log ? (r: object) => log.warn(r, 'a Swift request failed; trying it again') : undefined };
+    const retry = { onRetry: log ? (r: object) => log().warn(r, 'a Swift request failed; trying it again') : undefined };
     if (appCred) {
       return createSwiftClient({
         ...retry,
@@ -134,8 +134,11 @@ export function createBackupService(o: BackupServiceOptions) {
   };
 
   function fetcher(request: CallerContext, info: BackupInfo | null): BackupFetcher {
-    const swift = swiftFor(request, info);
+    // One client for the whole restore (one Keystone lookup); its retries go to the log of the call at hand.
+    let log: Logger | null = null;
+    const swift = swiftFor(request, info, () => log!);
     const metadata = async (location: string, ctx: OpContext): Promise<Record<string, string>> => {
+      log = ctx.log;
       const { container, name } = parseLocation(location);
       return metaOf((await swift.head(container, name, { signal: ctx.signal })).headers as Record<string, unknown>);
     };
@@ -153,6 +156,7 @@ export function createBackupService(o: BackupServiceOptions) {
         return chain;
       },
       async restoreInto(location, checksum, consumer, ctx: OpContext) {
+        log = ctx.log;
         await runRestore({ location, checksum: checksum ?? undefined, swift, consumer, encryptionKey: o.encryptionKey, signal: ctx.signal, log: ctx.log, minorGc: o.minorGc });
       },
     };
@@ -175,7 +179,7 @@ export function createBackupService(o: BackupServiceOptions) {
     }
     try {
       const log = ctx.log.child({ backup_id: info.id });
-      const swift = swiftFor(request, info, log);
+      const swift = swiftFor(request, info, () => log);
       let parentMeta: Record<string, string> | null = null;
       if (info.parent) {
         const { container, name } = parseLocation(info.parent.location);

@@ -45,7 +45,9 @@ async function listing(): Promise<string[]> {
  * A TCP relay to the suite's Swift: each connection goes upstream as it is, and `answer`
  * decides what of Swift's answers reaches the client (it writes to `client` and ends it).
  * `refuse`, given the connection's first bytes (a request's head), may answer it itself
- * (returning true): the connection then never reaches Swift.
+ * (returning true): the connection then never reaches Swift. Requests it lets through ask
+ * Swift to close the connection after its answer, so that each request comes on a new one
+ * and `refuse` sees every head, whatever the client's keep-alive.
  */
 async function relay(answer: (client: Socket, upstream: Socket) => void, refuse?: (head: string, client: Socket) => boolean): Promise<{ storageUrl: string; server: Server }> {
   const target = new URL(swiftInfo.storageUrl);
@@ -61,9 +63,10 @@ async function relay(answer: (client: Socket, upstream: Socket) => void, refuse?
     if (!refuse) return forward(client);
     client.on('error', () => {});
     client.once('data', (first: Buffer) => {
-      if (refuse(first.toString('latin1'), client)) return;
+      const head = first.toString('latin1');
+      if (refuse(head, client)) return;
       client.pause();
-      client.unshift(first);
+      client.unshift(Buffer.from(head.replace(/\r\nConnection: keep-alive\r\n/i, '\r\nConnection: close\r\n'), 'latin1'));
       forward(client);
     });
   });
@@ -260,7 +263,7 @@ describe('runBackup / runRestore against Swift', () => {
     }
   });
 
-  it('a backup whose segment upload Swift breaks off mid-body starts again (backup_retries) with a new run of the tool; once more than allowed, it fails', async () => {
+  it('a backup whose segment upload Swift breaks off mid-body starts again (backup_retries) with a new run of the tool, and its restore logs a refused GET it tried again; once more than allowed, the backup fails', async () => {
     const id = randomUUID();
     const source = join(tmp, `${id}.src`);
     writeFileSync(source, randomBytes(Math.round(2.5 * MiB)));
@@ -269,9 +272,15 @@ describe('runBackup / runRestore against Swift', () => {
     // partial object, and those bytes are gone from the stream.
     let cuts = 0;
     let cutLimit = 1;
+    let getsRefused = 0;
     const r = await relay(
       (client, upstream) => upstream.pipe(client),
       (head, client) => {
+        // The restore's first GET of the backup: a 503 before any byte.
+        if (head.startsWith(`GET /`) && head.includes(`/${id}.xbstream.gz `) && getsRefused++ === 0) {
+          client.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+          return true;
+        }
         if (!/^PUT \S+_00000001 /.test(head) || cuts >= cutLimit) return false;
         cuts++;
         const target = new URL(swiftInfo.storageUrl);
@@ -314,7 +323,14 @@ describe('runBackup / runRestore against Swift', () => {
       expect(k.lines.filter((l) => l['msg'] === "Swift broke off the backup's upload; starting the backup again")).toHaveLength(1);
       const done = updates.at(-1)!;
       expect(done['state']).toBe('COMPLETED');
-      await runRestore({ location: String(done['location']), checksum: String(done['checksum']), swift, consumer: { file: 'cmp', args: ['-', source] }, log });
+      // The restore, through the service's fetcher and the relay: the refused GET is tried again, and logged.
+      const kr = keptLog();
+      await svc.fetcher(caller, null).restoreInto(String(done['location']), String(done['checksum']), { file: 'cmp', args: ['-', source] }, { log: kr.log, signal: new AbortController().signal });
+      expect(getsRefused).toBe(2);
+      const retry = kr.lines.filter((l) => l['msg'] === 'a Swift request failed; trying it again');
+      expect(retry).toHaveLength(1);
+      expect(retry[0]).toMatchObject({ method: 'GET', attempt: 2, reason: expect.stringMatching(/answered 503/) });
+      expect(JSON.stringify(kr.lines)).not.toContain(swiftInfo.token);
       expect((await listing()).filter((n) => n.startsWith(id)).sort()).toEqual([`${id}.xbstream.gz`, ...[0, 1, 2].map((i) => `${id}_0000000${i}`)]);
 
       // Cut every time: the first start and its one retry fail, conductor learns FAILED, nothing is left.
