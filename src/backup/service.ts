@@ -92,9 +92,9 @@ export function createBackupService(o: BackupServiceOptions) {
   const region = o.keystone?.regionName ?? null;
   const appCred = o.keystone?.applicationCredential && o.keystone.authUrl ? applicationCredentialSession(o.keystone.authUrl, o.keystone.applicationCredential) : null;
 
-  function swiftFor(request: CallerContext, info: BackupInfo | null, log?: () => Logger): SwiftClient {
+  function swiftFor(request: CallerContext, info: BackupInfo | null, log?: () => Logger | null): SwiftClient {
     // The operator sees Swift's trouble that a new try got past (a token-free path and the reason).
-    const retry = { onRetry: log ? (r: object) => log().warn(r, 'a Swift request failed; trying it again') : undefined };
+    const retry = { onRetry: log ? (r: object) => log()?.warn(r, 'a Swift request failed; trying it again') : undefined };
     if (appCred) {
       return createSwiftClient({
         ...retry,
@@ -136,7 +136,7 @@ export function createBackupService(o: BackupServiceOptions) {
   function fetcher(request: CallerContext, info: BackupInfo | null): BackupFetcher {
     // One client for the whole restore (one Keystone lookup); its retries go to the log of the call at hand.
     let log: Logger | null = null;
-    const swift = swiftFor(request, info, () => log!);
+    const swift = swiftFor(request, info, () => log);
     const metadata = async (location: string, ctx: OpContext): Promise<Record<string, string>> => {
       log = ctx.log;
       const { container, name } = parseLocation(location);

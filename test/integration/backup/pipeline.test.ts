@@ -45,11 +45,12 @@ async function listing(): Promise<string[]> {
  * A TCP relay to the suite's Swift: each connection goes upstream as it is, and `answer`
  * decides what of Swift's answers reaches the client (it writes to `client` and ends it).
  * `refuse`, given the connection's first bytes (a request's head), may answer it itself
- * (returning true): the connection then never reaches Swift. Requests it lets through ask
+ * (returning true): the connection then never reaches Swift; or return the head to send on
+ * in its place (a proxy that rewrites requests). Requests it lets through ask
  * Swift to close the connection after its answer, so that each request comes on a new one
  * and `refuse` sees every head, whatever the client's keep-alive.
  */
-async function relay(answer: (client: Socket, upstream: Socket) => void, refuse?: (head: string, client: Socket) => boolean): Promise<{ storageUrl: string; server: Server }> {
+async function relay(answer: (client: Socket, upstream: Socket) => void, refuse?: (head: string, client: Socket) => boolean | string): Promise<{ storageUrl: string; server: Server }> {
   const target = new URL(swiftInfo.storageUrl);
   const forward = (client: Socket) => {
     const upstream = connect(Number(target.port), target.hostname);
@@ -64,9 +65,10 @@ async function relay(answer: (client: Socket, upstream: Socket) => void, refuse?
     client.on('error', () => {});
     client.once('data', (first: Buffer) => {
       const head = first.toString('latin1');
-      if (refuse(head, client)) return;
+      const verdict = refuse(head, client);
+      if (verdict === true) return;
       client.pause();
-      client.unshift(Buffer.from(head.replace(/\r\nConnection: keep-alive\r\n/i, '\r\nConnection: close\r\n'), 'latin1'));
+      client.unshift(Buffer.from((typeof verdict === 'string' ? verdict : head).replace(/\r\nConnection: keep-alive\r\n/i, '\r\nConnection: close\r\n'), 'latin1'));
       forward(client);
     });
   });
@@ -257,6 +259,35 @@ describe('runBackup / runRestore against Swift', () => {
       expect(retried.map((x) => [x.path.split('/').at(-1), x.attempt])).toEqual([[`${id}_00000001`, 2], [`${id}_00000002`, 2]]);
       expect(retried[0]!.reason).toMatch(/answered 503/);
       expect(b.segments).toBe(4);
+      await runRestore({ location: b.location, checksum: b.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), log });
+    } finally {
+      r.server.close();
+    }
+  });
+
+  it('behind a proxy that never answers 100 Continue, each segment sends its body after a second and the backup completes', async () => {
+    const id = randomUUID();
+    const bytes = Math.round(1.5 * MiB);
+    const expects: string[] = [];
+    // Takes Expect out of each segment's PUT: Swift (eventlet) then sends no 100, as a proxy that drops it would not.
+    const r = await relay(
+      (client, upstream) => upstream.pipe(client),
+      (head) => {
+        // The segments' streamed PUTs (the copy and the manifest have a length, and ask nothing).
+        if (!head.startsWith('PUT ') || !head.includes(`/${id}`) || !/\r\nTransfer-Encoding: chunked\r\n/i.test(head)) return false;
+        expects.push(/\r\nExpect: 100-continue\r\n/i.test(head) ? 'asked' : 'not asked');
+        return head.replace(/\r\nExpect: 100-continue\r\n/i, '\r\n');
+      },
+    );
+    try {
+      const via = createSwiftClient({ storageUrl: r.storageUrl, token: swiftInfo.token });
+      const t = performance.now();
+      const b = await runBackup({ producer: producer(bytes, id), swift: via, container, backupId: id, metadata: meta, segmentMaxSize: MiB, log });
+      const ms = performance.now() - t;
+      expect(b.segments).toBe(2);
+      expect(expects).toEqual(['asked', 'asked']);
+      // Two segments, one after the other, each waiting its second (with the 100, such a backup takes ~0.2 s).
+      expect(ms).toBeGreaterThan(1900);
       await runRestore({ location: b.location, checksum: b.checksum, swift, consumer: consumer(expectedSha256(bytes, id)), log });
     } finally {
       r.server.close();
